@@ -1,0 +1,39 @@
+// The VM's configuration as plain structs. Parsed once at the edge (api/: the config file and,
+// later, the REST API) and consumed by the builder; nothing below api/ sees JSON.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace ember {
+
+// Firecracker's default when boot_args is absent (vmm_config/boot_source.rs).
+inline constexpr const char* kDefaultBootArgs =
+    "reboot=k panic=1 nomodule 8250.nr_uarts=0 i8042.noaux i8042.nomux i8042.dumbkbd "
+    "swiotlb=noforce";
+
+inline constexpr uint32_t kMaxVcpus = 32;  // Firecracker's MAX_SUPPORTED_VCPUS
+
+struct BootSourceConfig {
+  std::string kernel_image_path;
+  std::optional<std::string> boot_args;  // absent: kDefaultBootArgs
+  std::optional<std::string> initrd_path;
+};
+
+enum class HugePages { kNone, k2M };
+
+struct MachineConfig {
+  uint32_t vcpu_count = 1;
+  uint64_t mem_size_mib = 128;
+  bool smt = false;
+  bool track_dirty_pages = false;
+  HugePages huge_pages = HugePages::kNone;
+};
+
+struct VmConfig {
+  std::optional<BootSourceConfig> boot_source;
+  MachineConfig machine;
+};
+
+}  // namespace ember
