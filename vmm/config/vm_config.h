@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 
+#include "vmm/base/log.h"
+
 namespace ember {
 
 // Firecracker's default when boot_args is absent (vmm_config/boot_source.rs).
@@ -31,9 +33,26 @@ struct MachineConfig {
   HugePages huge_pages = HugePages::kNone;
 };
 
+// The config file's "logger" object (Firecracker's PUT /logger body). Absent fields leave the
+// command line's (or the default) setting in place.
+struct LoggerConfigFile {
+  std::optional<std::string> log_path;
+  std::optional<LogLevel> level;
+  bool show_level = false;
+  bool show_log_origin = false;
+  std::optional<std::string> module;
+};
+
+// The config file's "metrics" object (Firecracker's PUT /metrics body).
+struct MetricsConfig {
+  std::string metrics_path;
+};
+
 struct VmConfig {
   std::optional<BootSourceConfig> boot_source;
   MachineConfig machine;
+  std::optional<LoggerConfigFile> logger;
+  std::optional<MetricsConfig> metrics;
 };
 
 }  // namespace ember

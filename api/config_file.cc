@@ -1,0 +1,321 @@
+#include "api/config_file.h"
+
+#include <fcntl.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <unistd.h>
+
+#include "api/json_util.h"
+#include "vmm/base/strings.h"
+#include "vmm/base/unique_fd.h"
+
+namespace ember {
+namespace {
+
+// A config file is a few KiB; the cap only stops a wrong path (a disk image, /dev/zero) from
+// being read into memory.
+constexpr size_t kMaxConfigFileBytes = 16u << 20;
+
+// Firecracker's VmmConfig keys (resources.rs), handled now or later.
+constexpr std::string_view kArraySectionsNotYet[] = {"drives", "network-interfaces", "pmem"};
+constexpr std::string_view kObjectSectionsNotYet[] = {
+    "vsock", "entropy", "balloon", "mmds-config", "cpu-config", "memory-hotplug"};
+
+// Firecracker's deprecated static CPU templates (vmm_config/machine_config.rs).
+constexpr std::string_view kStaticCpuTemplates[] = {"C3", "T2", "T2S", "T2CL", "T2A", "V1N1"};
+
+const char* LogLevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kOff:
+      return "Off";
+    case LogLevel::kError:
+      return "Error";
+    case LogLevel::kWarning:
+      return "Warning";
+    case LogLevel::kInfo:
+      return "Info";
+    case LogLevel::kDebug:
+      return "Debug";
+    case LogLevel::kTrace:
+      return "Trace";
+  }
+  return "Info";
+}
+
+// Null and an empty array configure nothing, so they are accepted: launchers and GET /vm/config
+// write "drives": [] and "vsock": null for a VM without those devices.
+Status RejectSectionsNotYetSupported(const JsonFields& top) {
+  for (std::string_view key : kArraySectionsNotYet) {
+    const rapidjson::Value* v = top.Find(key);
+    if (!v) continue;
+    if (!v->IsArray()) return top.WrongType(key, "an array");
+    if (!v->Empty()) return Error{std::string(key) + " is not supported yet"};
+  }
+  for (std::string_view key : kObjectSectionsNotYet) {
+    if (top.Find(key)) return Error{std::string(key) + " is not supported yet"};
+  }
+  return Ok();
+}
+
+Result<BootSourceConfig> ParseBootSource(const JsonFields& top) {
+  const rapidjson::Value* v = top.Raw("boot-source");
+  if (!v) return top.Missing("boot-source");
+  JsonFields f =
+      TRY(JsonFields::Open(*v, "boot-source", {"kernel_image_path", "boot_args", "initrd_path"}));
+  BootSourceConfig boot;
+  boot.kernel_image_path = TRY(f.String("kernel_image_path"));
+  // An empty command line is a legitimate choice, unlike an empty path.
+  boot.boot_args = TRY(f.OptionalString("boot_args", JsonFields::Empty::kAllowed));
+  boot.initrd_path = TRY(f.OptionalString("initrd_path"));
+  return boot;
+}
+
+Result<HugePages> ParseHugePages(const JsonFields& f) {
+  std::optional<std::string> s = TRY(f.OptionalString("huge_pages", JsonFields::Empty::kAllowed));
+  if (!s || *s == "None") return HugePages::kNone;
+  if (*s == "2M") return HugePages::k2M;
+  if (*s == "Transparent")
+    return Error{f.FieldPath("huge_pages") +
+                 ": \"Transparent\" is not supported yet (use \"None\" or \"2M\")"};
+  return Error{f.FieldPath("huge_pages") + ": expected \"None\", \"2M\" or \"Transparent\", got " +
+               DescribeJsonValue(*f.Find("huge_pages"))};
+}
+
+// cpu_template is deprecated in Firecracker; only "None" (no template) means anything to ember.
+Status CheckCpuTemplate(const JsonFields& f) {
+  std::optional<std::string> s = TRY(f.OptionalString("cpu_template", JsonFields::Empty::kAllowed));
+  if (!s || *s == "None") return Ok();
+  for (std::string_view t : kStaticCpuTemplates) {
+    if (*s == t)
+      return Error{f.FieldPath("cpu_template") + ": \"" + *s +
+                   "\" is not supported (CPU templates are deprecated; only \"None\" is accepted)"};
+  }
+  return Error{f.FieldPath("cpu_template") + ": expected \"None\", got " +
+               DescribeJsonValue(*f.Find("cpu_template"))};
+}
+
+// Absent: Firecracker's defaults (1 vCPU, 128 MiB). Present: a PUT /machine-config body, where
+// vcpu_count and mem_size_mib are required.
+Result<MachineConfig> ParseMachineConfig(const JsonFields& top) {
+  MachineConfig machine;
+  const rapidjson::Value* v = top.Find("machine-config");
+  if (!v) return machine;
+  JsonFields f = TRY(JsonFields::Open(*v, "machine-config",
+                                      {"vcpu_count", "mem_size_mib", "smt", "ht_enabled",
+                                       "track_dirty_pages", "huge_pages", "cpu_template"}));
+  machine.vcpu_count = static_cast<uint32_t>(TRY(f.Uint("vcpu_count", 1, kMaxVcpus)));
+  machine.mem_size_mib = TRY(f.Uint("mem_size_mib", 1, kMaxMemSizeMib));
+
+  // ht_enabled is smt's pre-1.0 name, still sent by old launchers (firecracker-clients §5).
+  std::optional<bool> smt = TRY(f.OptionalBool("smt"));
+  std::optional<bool> ht_enabled = TRY(f.OptionalBool("ht_enabled"));
+  if (smt && ht_enabled && *smt != *ht_enabled)
+    return Error{"machine-config: smt and its deprecated alias ht_enabled disagree"};
+  machine.smt = smt.value_or(ht_enabled.value_or(false));
+  machine.track_dirty_pages = TRY(f.OptionalBool("track_dirty_pages")).value_or(false);
+  machine.huge_pages = TRY(ParseHugePages(f));
+  TRY_STATUS(CheckCpuTemplate(f));
+
+  // Firecracker: with SMT the vCPUs pair up as sibling threads (machine_config.rs).
+  if (machine.smt && machine.vcpu_count > 1 && machine.vcpu_count % 2 != 0)
+    return Error{
+        StrFormat("machine-config.vcpu_count: must be 1 or even when smt is enabled, got %u",
+                  machine.vcpu_count)};
+  if (machine.huge_pages == HugePages::k2M && machine.mem_size_mib % 2 != 0)
+    return Error{StrFormat(
+        "machine-config.mem_size_mib: must be a multiple of 2 with huge_pages \"2M\", got %llu",
+        static_cast<unsigned long long>(machine.mem_size_mib))};
+  return machine;
+}
+
+Result<std::optional<LoggerConfigFile>> ParseLogger(const JsonFields& top) {
+  const rapidjson::Value* v = top.Find("logger");
+  if (!v) return std::optional<LoggerConfigFile>();
+  JsonFields f = TRY(JsonFields::Open(
+      *v, "logger", {"log_path", "level", "show_level", "show_log_origin", "module"}));
+  LoggerConfigFile logger;
+  logger.log_path = TRY(f.OptionalString("log_path"));
+  std::optional<std::string> level = TRY(f.OptionalString("level", JsonFields::Empty::kAllowed));
+  if (level) {
+    logger.level = ParseLogLevel(*level);
+    if (!logger.level)
+      return Error{f.FieldPath("level") +
+                   ": expected one of Error, Warning, Info, Debug, Trace, Off, got " +
+                   DescribeJsonValue(*f.Find("level"))};
+  }
+  logger.show_level = TRY(f.OptionalBool("show_level")).value_or(false);
+  logger.show_log_origin = TRY(f.OptionalBool("show_log_origin")).value_or(false);
+  logger.module = TRY(f.OptionalString("module"));
+  return std::optional<LoggerConfigFile>(std::move(logger));
+}
+
+Result<std::optional<MetricsConfig>> ParseMetrics(const JsonFields& top) {
+  const rapidjson::Value* v = top.Find("metrics");
+  if (!v) return std::optional<MetricsConfig>();
+  JsonFields f = TRY(JsonFields::Open(*v, "metrics", {"metrics_path", "emit_id", "properties"}));
+  MetricsConfig metrics;
+  metrics.metrics_path = TRY(f.String("metrics_path"));
+  // Newer Firecracker fields: their defaults (false, {}) are accepted, anything else is not.
+  if (TRY(f.OptionalBool("emit_id")).value_or(false))
+    return Error{"metrics.emit_id is not supported yet"};
+  if (const rapidjson::Value* p = f.Find("properties")) {
+    if (!p->IsObject()) return f.WrongType("properties", "an object");
+    if (p->MemberCount() != 0) return Error{"metrics.properties is not supported yet"};
+  }
+  return std::optional<MetricsConfig>(std::move(metrics));
+}
+
+// --- Serialisation ---
+
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+void WriteKey(JsonWriter& w, const char* key) { w.Key(key); }
+
+void WriteString(JsonWriter& w, const std::string& s) {
+  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+}
+
+void WriteOptionalString(JsonWriter& w, const char* key, const std::optional<std::string>& s) {
+  WriteKey(w, key);
+  if (s)
+    WriteString(w, *s);
+  else
+    w.Null();
+}
+
+void WriteBootSource(JsonWriter& w, const std::optional<BootSourceConfig>& boot) {
+  WriteKey(w, "boot-source");
+  if (!boot) {
+    w.Null();
+    return;
+  }
+  w.StartObject();
+  WriteKey(w, "kernel_image_path");
+  WriteString(w, boot->kernel_image_path);
+  WriteOptionalString(w, "initrd_path", boot->initrd_path);
+  WriteOptionalString(w, "boot_args", boot->boot_args);
+  w.EndObject();
+}
+
+void WriteMachineConfig(JsonWriter& w, const MachineConfig& m) {
+  WriteKey(w, "machine-config");
+  w.StartObject();
+  WriteKey(w, "vcpu_count");
+  w.Uint(m.vcpu_count);
+  WriteKey(w, "mem_size_mib");
+  w.Uint64(m.mem_size_mib);
+  WriteKey(w, "smt");
+  w.Bool(m.smt);
+  WriteKey(w, "track_dirty_pages");
+  w.Bool(m.track_dirty_pages);
+  WriteKey(w, "huge_pages");
+  w.String(m.huge_pages == HugePages::k2M ? "2M" : "None");
+  w.EndObject();
+}
+
+void WriteLogger(JsonWriter& w, const std::optional<LoggerConfigFile>& logger) {
+  WriteKey(w, "logger");
+  if (!logger) {
+    w.Null();
+    return;
+  }
+  w.StartObject();
+  WriteOptionalString(w, "log_path", logger->log_path);
+  WriteKey(w, "level");
+  if (logger->level)
+    w.String(LogLevelName(*logger->level));
+  else
+    w.Null();
+  WriteKey(w, "show_level");
+  w.Bool(logger->show_level);
+  WriteKey(w, "show_log_origin");
+  w.Bool(logger->show_log_origin);
+  WriteOptionalString(w, "module", logger->module);
+  w.EndObject();
+}
+
+void WriteMetrics(JsonWriter& w, const std::optional<MetricsConfig>& metrics) {
+  WriteKey(w, "metrics");
+  if (!metrics) {
+    w.Null();
+    return;
+  }
+  w.StartObject();
+  WriteKey(w, "metrics_path");
+  WriteString(w, metrics->metrics_path);
+  w.EndObject();
+}
+
+void WriteEmptyArray(JsonWriter& w, const char* key) {
+  WriteKey(w, key);
+  w.StartArray();
+  w.EndArray();
+}
+
+void WriteNull(JsonWriter& w, const char* key) {
+  WriteKey(w, key);
+  w.Null();
+}
+
+}  // namespace
+
+Result<VmConfig> ParseConfigFile(std::string_view json) {
+  rapidjson::Document doc = TRY(ParseJson(json));
+  TRY_STATUS(CheckNoDuplicateKeys(doc));
+  JsonFields top = TRY(JsonFields::Open(
+      doc, "",
+      {"boot-source", "machine-config", "logger", "metrics", "drives", "network-interfaces", "pmem",
+       "vsock", "entropy", "balloon", "mmds-config", "cpu-config", "memory-hotplug"}));
+  TRY_STATUS(RejectSectionsNotYetSupported(top));
+  VmConfig config;
+  config.boot_source = TRY(ParseBootSource(top));
+  config.machine = TRY(ParseMachineConfig(top));
+  config.logger = TRY(ParseLogger(top));
+  config.metrics = TRY(ParseMetrics(top));
+  return config;
+}
+
+Result<VmConfig> LoadConfigFile(const std::string& path) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return Error::Errno("cannot read config file " + path);
+  // Read to EOF rather than fstat: the file may be a pipe (--config-file /dev/fd/N).
+  std::string text;
+  char buffer[16384];
+  for (;;) {
+    ssize_t n = read(fd.get(), buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Error::Errno("cannot read config file " + path);
+    if (n == 0) break;
+    text.append(buffer, static_cast<size_t>(n));
+    if (text.size() > kMaxConfigFileBytes)
+      return Error{StrFormat("cannot read config file %s: larger than %zu MiB", path.c_str(),
+                             kMaxConfigFileBytes >> 20)};
+  }
+  auto config = ParseConfigFile(text);
+  if (!config.ok()) return config.error().Wrap(path);
+  return config;
+}
+
+std::string VmConfigToJson(const VmConfig& config) {
+  rapidjson::StringBuffer buffer;
+  JsonWriter w(buffer);
+  // Firecracker's VmmConfig field order, so GET /vm/config reads the same.
+  w.StartObject();
+  WriteNull(w, "balloon");
+  WriteEmptyArray(w, "drives");
+  WriteBootSource(w, config.boot_source);
+  WriteNull(w, "cpu-config");
+  WriteLogger(w, config.logger);
+  WriteMachineConfig(w, config.machine);
+  WriteMetrics(w, config.metrics);
+  WriteNull(w, "mmds-config");
+  WriteEmptyArray(w, "network-interfaces");
+  WriteNull(w, "vsock");
+  WriteNull(w, "entropy");
+  WriteEmptyArray(w, "pmem");
+  WriteNull(w, "memory-hotplug");
+  w.EndObject();
+  return {buffer.GetString(), buffer.GetSize()};
+}
+
+}  // namespace ember
