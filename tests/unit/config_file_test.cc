@@ -426,6 +426,30 @@ TEST(ConfigFileTest, ShippedExamplesParse) {
   EXPECT_EQ(LoadConfigFile(root + "/resources/examples/probe-smp4.json")->machine.vcpu_count, 4u);
 }
 
+// demo.json is what README.md and resources/demo.sh boot; probe-4vcpu-4g.json is the larger
+// probe run. Both name the probe relative to the repo root.
+TEST(ConfigFileTest, DemoAndLargeProbeExamplesParse) {
+  std::string root = __FILE__;
+  root = root.substr(0, root.rfind("/tests/unit/"));
+  auto demo = LoadConfigFile(root + "/resources/examples/demo.json");
+  ASSERT_TRUE(demo.ok()) << demo.error().message;
+  ASSERT_TRUE(demo->boot_source.has_value());
+  EXPECT_EQ(demo->boot_source->kernel_image_path, "build/guest/probe.elf");
+  EXPECT_EQ(demo->boot_source->boot_args,
+            "console=ttyS0 reboot=k panic=1 probe=boot,smp,irq probe.cpus=2 probe.mem_mib=128");
+  EXPECT_EQ(demo->machine.vcpu_count, 2u);
+  EXPECT_EQ(demo->machine.mem_size_mib, 128u);
+
+  auto large = LoadConfigFile(root + "/resources/examples/probe-4vcpu-4g.json");
+  ASSERT_TRUE(large.ok()) << large.error().message;
+  ASSERT_TRUE(large->boot_source.has_value());
+  EXPECT_EQ(large->boot_source->kernel_image_path, "build/guest/probe.elf");
+  EXPECT_EQ(large->boot_source->boot_args,
+            "console=ttyS0 reboot=k panic=1 probe=boot,smp probe.cpus=4 probe.mem_mib=4096");
+  EXPECT_EQ(large->machine.vcpu_count, 4u);
+  EXPECT_EQ(large->machine.mem_size_mib, 4096u);
+}
+
 TEST(JsonUtilTest, DescribeJsonValue) {
   auto doc = ParseJson(R"([1, -2, 2.5, "s", true, null, {}, []])");
   ASSERT_TRUE(doc.ok());
