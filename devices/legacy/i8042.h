@@ -1,0 +1,89 @@
+// I8042: the PC keyboard controller, reduced to what an x86 microVM needs (facts 2.6, 2.8): the
+// guest's reboot path (command 0xFE, CMD_RESET_CPU, pulses the reset line) and a keyboard that
+// can deliver Ctrl-Alt-Del. One bus device spans ports 0x60..0x64: offset 0 is the data port,
+// offset 4 the status (read) / command (write) port; offsets 1-3 read 0 and ignore writes.
+// Commands and bits follow Linux drivers/input/serio/i8042.h; keyboard replies follow the PS/2
+// keyboard protocol (ACK 0xFA, BAT-OK 0xAA, MF2 ID 0xAB 0x83).
+//
+// Thread safety: every public method takes the device's mutex. The IrqLine is triggered with
+// the mutex held; the reset callback is invoked after the mutex is released.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <initializer_list>
+#include <mutex>
+#include <vector>
+
+#include "devices/bus.h"
+#include "devices/irq_line.h"
+#include "vmm/base/result.h"
+
+namespace ember {
+
+struct I8042State {
+  uint8_t ctr = 0;           // controller command byte (CTR)
+  uint8_t output_port = 0;   // read by 0xD0, written by 0xD1
+  uint8_t data = 0;          // last byte the guest read from port 0x60
+  uint8_t pending_command = 0;  // controller command waiting for its data byte, or 0
+  uint8_t pending_kbd_command = 0;  // keyboard command waiting for its argument, or 0
+  bool last_write_was_command = false;  // status bit 3 (CMD/DATA)
+  std::vector<uint8_t> output;  // bytes queued for the guest, oldest first
+};
+
+struct I8042Counters {
+  uint64_t reset_requests = 0;     // 0xFE commands
+  uint64_t unknown_commands = 0;   // controller commands we do not model (ignored)
+  uint64_t output_overflows = 0;   // bytes dropped because the output queue was full
+  uint64_t bad_accesses = 0;       // accesses wider than a byte
+};
+
+class I8042 : public BusDevice {
+ public:
+  static constexpr uint64_t kPortCount = 5;     // 0x60..0x64
+  static constexpr size_t kOutputQueueSize = 16;
+
+  // `irq` is the keyboard line (IRQ 1) and must outlive the device. `reset` runs on the vCPU
+  // thread that wrote 0xFE to the command port.
+  I8042(IrqLine* irq, std::function<void()> reset);
+
+  void Read(uint64_t offset, uint8_t* data, size_t len) override;
+  void Write(uint64_t offset, const uint8_t* data, size_t len) override;
+
+  // Queues the set-2 scancodes for Ctrl, Alt, Del make (0x14 0x11 0xE0 0x71, facts 2.6) and
+  // raises IRQ 1 when the guest enabled keyboard interrupts. Fails, queueing nothing, when the
+  // output queue lacks room for all four bytes.
+  Status TriggerCtrlAltDel();
+
+  I8042State Save() const;
+  // The output queue is truncated to kOutputQueueSize bytes.
+  void Restore(const I8042State& state);
+
+  I8042Counters Counters() const;
+
+ private:
+  uint8_t ReadStatus() const;
+  uint8_t ReadData();
+  bool WriteCommand(uint8_t command);  // returns true when the guest asked for a reset
+  void WriteData(uint8_t value);
+  void KeyboardCommand(uint8_t value);
+  void Queue(std::initializer_list<uint8_t> bytes);
+  void RaiseIfEnabled();
+
+  IrqLine* const irq_;
+  const std::function<void()> reset_;
+  mutable std::mutex mu_;
+
+  uint8_t ctr_;
+  uint8_t output_port_;
+  uint8_t data_ = 0;
+  uint8_t pending_command_ = 0;
+  uint8_t pending_kbd_command_ = 0;
+  bool last_write_was_command_ = false;
+  std::deque<uint8_t> output_;
+  I8042Counters counters_;
+};
+
+}  // namespace ember

@@ -1,0 +1,90 @@
+// Vmm: a built, running microVM. It owns KVM, guest memory, the devices and the vCPU threads, and
+// runs the epoll event loop on the thread that calls Run() (the VMM thread): stdin to the UART,
+// the exit doorbell, and (later) virtio queues. Build() is the ordered list of boot steps.
+#pragma once
+
+#include <termios.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "devices/bus.h"
+#include "devices/legacy/boot_timer.h"
+#include "devices/legacy/i8042.h"
+#include "devices/legacy/serial.h"
+#include "vmm/base/event_loop.h"
+#include "vmm/boot/boot.h"
+#include "vmm/config/vm_config.h"
+#include "vmm/kvm/kvm.h"
+#include "vmm/memory/guest_memory.h"
+#include "vmm/vcpu.h"
+
+namespace ember {
+
+struct VmmOptions {
+  bool boot_timer = false;
+  uint64_t boot_start_us = 0;      // CLOCK_MONOTONIC at the start of boot (boot-timer origin)
+  uint64_t boot_start_cpu_us = 0;  // process CPU time at the same moment
+  int serial_in_fd = 0;            // guest console input (used when a terminal, pipe or socket)
+  int serial_out_fd = 1;           // guest console output
+};
+
+class Vmm {
+ public:
+  // On failure *exit_code says whether the configuration was at fault (152: a missing or
+  // malformed kernel, initrd, command line) or the host (1: KVM, memory).
+  static Result<std::unique_ptr<Vmm>> Build(const VmConfig& config, const VmmOptions& options,
+                                            int* exit_code);
+  ~Vmm();
+
+  // Starts the vCPUs and runs the event loop until the guest ends or a vCPU fails; then stops
+  // and joins every vCPU. Returns the process exit code: 0 when the guest reset or shut down,
+  // 1 on a VMM or vCPU error.
+  int Run();
+
+  // Ends the VM from any thread (the i8042 reset line, a vCPU's fatal exit).
+  void RequestExit(const VmExit& exit);
+
+ private:
+  Vmm() = default;
+
+  // Boot steps, in order (see Build()).
+  Status CreateGuestMemory(const MachineConfig& machine);
+  Status LoadGuest(const VmConfig& config);
+  Status OpenKvmAndCreateVm();
+  Status RegisterGuestMemory(const MachineConfig& machine);
+  Status CreateInterruptControllers();
+  Status CreateLegacyDevices();
+  Status CreateVcpus(const MachineConfig& machine);
+  Status SetUpEventLoop();
+
+  void WatchSerialInput();
+  void OnSerialInput();
+  void StopVcpus();
+
+  VmmOptions options_;
+  std::optional<Kvm> kvm_;
+  VmFd vm_;
+  std::optional<GuestMemory> memory_;
+  BootSetup boot_;
+  Bus pio_bus_;
+  Bus mmio_bus_;
+  std::vector<std::unique_ptr<IrqLine>> irq_lines_;
+  std::shared_ptr<Serial> serial_;
+  std::shared_ptr<I8042> i8042_;
+  std::shared_ptr<BootTimer> boot_timer_;
+  std::vector<std::unique_ptr<Vcpu>> vcpus_;
+  std::optional<EventLoop> loop_;
+  std::optional<EventFd> exit_event_;
+  std::mutex exit_mu_;
+  std::optional<VmExit> exit_;  // first reported exit wins
+  std::optional<EventFd> serial_space_;
+  bool serial_in_watched_ = false;
+  bool serial_in_closed_ = false;
+  std::optional<termios> saved_termios_;
+};
+
+}  // namespace ember
