@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "vmm/kvm/ioctl.h"
@@ -18,17 +19,50 @@ struct RequiredCap {
   int cap;
   const char* name;
 };
-// Firecracker's list (arch/x86_64/kvm.rs): everything boot and snapshots rely on.
+// Firecracker's list (arch/x86_64/kvm.rs) less XSAVE and XCRS: a host CPU without XSAVE (e.g.
+// QEMU's qemu64 model, our nested test host) lacks them, and only snapshots of guests that use
+// XSAVE need them; those ioctls fail with their own named errors there.
 constexpr RequiredCap kRequiredCaps[] = {
     {KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},         {KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
     {KVM_CAP_IRQFD, "KVM_CAP_IRQFD"},             {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
     {KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"}, {KVM_CAP_PIT2, "KVM_CAP_PIT2"},
     {KVM_CAP_PIT_STATE2, "KVM_CAP_PIT_STATE2"},   {KVM_CAP_ADJUST_CLOCK, "KVM_CAP_ADJUST_CLOCK"},
     {KVM_CAP_DEBUGREGS, "KVM_CAP_DEBUGREGS"},     {KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE"},
-    {KVM_CAP_VCPU_EVENTS, "KVM_CAP_VCPU_EVENTS"}, {KVM_CAP_XCRS, "KVM_CAP_XCRS"},
-    {KVM_CAP_XSAVE, "KVM_CAP_XSAVE"},             {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
+    {KVM_CAP_VCPU_EVENTS, "KVM_CAP_VCPU_EVENTS"}, {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
 };
 
+
+// The kernel's kvm_cpuid2 and kvm_msrs are a u32 count, a u32 pad and the entries at offset 8.
+// <linux/kvm.h> declares the entries with __DECLARE_FLEX_ARRAY, which in C++ (GCC 12, Debian's
+// 6.1 headers) puts them at offset 12 or 16, so the C++ structs cannot be used to talk to KVM:
+// this buffer lays the ABI out by hand.
+template <typename Entry>
+class CountedEntries {
+ public:
+  static constexpr size_t kHeaderBytes = 8;
+  explicit CountedEntries(size_t capacity)
+      : storage_((kHeaderBytes + capacity * sizeof(Entry) + 7) / 8) {}
+  CountedEntries(const std::vector<Entry>& entries) : CountedEntries(entries.size()) {
+    set_count(static_cast<uint32_t>(entries.size()));
+    if (!entries.empty()) memcpy(bytes() + kHeaderBytes, entries.data(), entries.size() * sizeof(Entry));
+  }
+  void* data() { return storage_.data(); }
+  uint32_t count() const {
+    uint32_t n;
+    memcpy(&n, storage_.data(), sizeof(n));
+    return n;
+  }
+  void set_count(uint32_t n) { memcpy(storage_.data(), &n, sizeof(n)); }
+  std::vector<Entry> entries(size_t n) const {
+    std::vector<Entry> out(n);
+    if (n) memcpy(out.data(), reinterpret_cast<const uint8_t*>(storage_.data()) + kHeaderBytes, n * sizeof(Entry));
+    return out;
+  }
+
+ private:
+  uint8_t* bytes() { return reinterpret_cast<uint8_t*>(storage_.data()); }
+  std::vector<uint64_t> storage_;  // 8-byte aligned, zeroed (KVM checks padding in places)
+};
 
 }  // namespace
 
@@ -59,11 +93,10 @@ Result<VmFd> Kvm::CreateVm() const {
 }
 
 Result<std::vector<kvm_cpuid_entry2>> Kvm::SupportedCpuid() const {
-  std::vector<uint8_t> buf(sizeof(kvm_cpuid2) + kMaxCpuidEntries * sizeof(kvm_cpuid_entry2));
-  auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.data());
-  cpuid->nent = kMaxCpuidEntries;
-  TRY(CheckedIoctl(fd(), KVM_GET_SUPPORTED_CPUID, "KVM_GET_SUPPORTED_CPUID", cpuid));
-  return std::vector<kvm_cpuid_entry2>(cpuid->entries, cpuid->entries + cpuid->nent);
+  CountedEntries<kvm_cpuid_entry2> buf(kMaxCpuidEntries);
+  buf.set_count(kMaxCpuidEntries);
+  TRY(CheckedIoctl(fd(), kvm_ioctl::kGetSupportedCpuid, "KVM_GET_SUPPORTED_CPUID", buf.data()));
+  return buf.entries(std::min<size_t>(buf.count(), kMaxCpuidEntries));
 }
 
 Status VmFd::SetTssAddress(uint64_t addr) const {
@@ -171,31 +204,22 @@ Status VmFd::SetState(const VmState& state) const {
 }
 
 Status VcpuFd::SetCpuid(const std::vector<kvm_cpuid_entry2>& entries) const {
-  std::vector<uint8_t> buf(sizeof(kvm_cpuid2) + entries.size() * sizeof(kvm_cpuid_entry2));
-  auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.data());
-  cpuid->nent = static_cast<uint32_t>(entries.size());
-  if (!entries.empty())
-    memcpy(cpuid->entries, entries.data(), entries.size() * sizeof(kvm_cpuid_entry2));
-  TRY(CheckedIoctl(fd(), KVM_SET_CPUID2, "KVM_SET_CPUID2", cpuid));
+  CountedEntries<kvm_cpuid_entry2> buf(entries);
+  TRY(CheckedIoctl(fd(), kvm_ioctl::kSetCpuid2, "KVM_SET_CPUID2", buf.data()));
   return Ok();
 }
 
 Result<std::vector<kvm_cpuid_entry2>> VcpuFd::GetCpuid() const {
-  std::vector<uint8_t> buf(sizeof(kvm_cpuid2) + kMaxCpuidEntries * sizeof(kvm_cpuid_entry2));
-  auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.data());
-  cpuid->nent = kMaxCpuidEntries;
-  TRY(CheckedIoctl(fd(), KVM_GET_CPUID2, "KVM_GET_CPUID2", cpuid));
-  return std::vector<kvm_cpuid_entry2>(cpuid->entries, cpuid->entries + cpuid->nent);
+  CountedEntries<kvm_cpuid_entry2> buf(kMaxCpuidEntries);
+  buf.set_count(kMaxCpuidEntries);
+  TRY(CheckedIoctl(fd(), kvm_ioctl::kGetCpuid2, "KVM_GET_CPUID2", buf.data()));
+  return buf.entries(std::min<size_t>(buf.count(), kMaxCpuidEntries));
 }
 
 Status VcpuFd::SetMsrs(const std::vector<kvm_msr_entry>& entries) const {
   if (entries.size() > kMaxMsrEntries) return Error{"too many MSRs for KVM_SET_MSRS"};
-  std::vector<uint8_t> buf(sizeof(kvm_msrs) + entries.size() * sizeof(kvm_msr_entry));
-  auto* msrs = reinterpret_cast<kvm_msrs*>(buf.data());
-  msrs->nmsrs = static_cast<uint32_t>(entries.size());
-  if (!entries.empty())
-    memcpy(msrs->entries, entries.data(), entries.size() * sizeof(kvm_msr_entry));
-  int n = TRY(CheckedIoctl(fd(), KVM_SET_MSRS, "KVM_SET_MSRS", msrs));
+  CountedEntries<kvm_msr_entry> buf(entries);
+  int n = TRY(CheckedIoctl(fd(), kvm_ioctl::kSetMsrs, "KVM_SET_MSRS", buf.data()));
   // KVM_SET_MSRS returns how many it set; it stops at the first one it refuses.
   if (static_cast<size_t>(n) != entries.size())
     return Error{StrFormat("KVM_SET_MSRS: set %d of %zu, refused MSR 0x%x", n, entries.size(),
@@ -205,16 +229,12 @@ Status VcpuFd::SetMsrs(const std::vector<kvm_msr_entry>& entries) const {
 
 Status VcpuFd::GetMsrs(std::vector<kvm_msr_entry>* entries) const {
   if (entries->size() > kMaxMsrEntries) return Error{"too many MSRs for KVM_GET_MSRS"};
-  std::vector<uint8_t> buf(sizeof(kvm_msrs) + entries->size() * sizeof(kvm_msr_entry));
-  auto* msrs = reinterpret_cast<kvm_msrs*>(buf.data());
-  msrs->nmsrs = static_cast<uint32_t>(entries->size());
-  if (!entries->empty())
-    memcpy(msrs->entries, entries->data(), entries->size() * sizeof(kvm_msr_entry));
-  int n = TRY(CheckedIoctl(fd(), KVM_GET_MSRS, "KVM_GET_MSRS", msrs));
+  CountedEntries<kvm_msr_entry> buf(*entries);
+  int n = TRY(CheckedIoctl(fd(), kvm_ioctl::kGetMsrs, "KVM_GET_MSRS", buf.data()));
   if (static_cast<size_t>(n) != entries->size())
     return Error{StrFormat("KVM_GET_MSRS: read %d of %zu, refused MSR 0x%x", n, entries->size(),
                            (*entries)[static_cast<size_t>(n)].index)};
-  memcpy(entries->data(), msrs->entries, entries->size() * sizeof(kvm_msr_entry));
+  *entries = buf.entries(entries->size());
   return Ok();
 }
 
@@ -244,7 +264,7 @@ Result<VcpuState> VcpuFd::GetState(const std::vector<uint32_t>& msr_indices) con
   s.mp_state = TRY(GetMpState());
   s.regs = TRY(GetRegs());
   s.sregs = TRY(GetSregs());
-  TRY(CheckedIoctl(fd(), KVM_GET_XSAVE, "KVM_GET_XSAVE", s.xsave.data()));
+  TRY(CheckedIoctl(fd(), kvm_ioctl::kGetXsave, "KVM_GET_XSAVE", s.xsave.data()));
   TRY(CheckedIoctl(fd(), KVM_GET_XCRS, "KVM_GET_XCRS", &s.xcrs));
   TRY(CheckedIoctl(fd(), KVM_GET_DEBUGREGS, "KVM_GET_DEBUGREGS", &s.debugregs));
   s.lapic = TRY(GetLapic());
@@ -262,7 +282,7 @@ Status VcpuFd::SetState(const VcpuState& state) const {
   TRY_STATUS(SetMpState(s.mp_state));
   TRY_STATUS(SetRegs(s.regs));
   TRY_STATUS(SetSregs(s.sregs));
-  TRY(CheckedIoctl(fd(), KVM_SET_XSAVE, "KVM_SET_XSAVE", s.xsave.data()));
+  TRY(CheckedIoctl(fd(), kvm_ioctl::kSetXsave, "KVM_SET_XSAVE", s.xsave.data()));
   TRY(CheckedIoctl(fd(), KVM_SET_XCRS, "KVM_SET_XCRS", &s.xcrs));
   TRY(CheckedIoctl(fd(), KVM_SET_DEBUGREGS, "KVM_SET_DEBUGREGS", &s.debugregs));
   TRY_STATUS(SetLapic(s.lapic));
