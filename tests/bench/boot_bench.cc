@@ -4,6 +4,7 @@
 // while the guest idles.
 //
 //   boot_bench [--runs N] [--qemu PATH] [--accel kvm|tcg]
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
