@@ -63,8 +63,9 @@ void PatchLapicReg(kvm_lapic_state* lapic, size_t offset, uint32_t mode) {
 bool IsStreamInput(int fd) {
   struct stat st;
   if (fstat(fd, &st) != 0) return false;
-  // epoll refuses regular files; a terminal, pipe or socket is what an operator attaches.
-  return S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
+  // epoll refuses regular files and /dev/null; a terminal, pipe or socket is what an operator
+  // attaches.
+  return (S_ISCHR(st.st_mode) && isatty(fd)) || S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
 }
 
 }  // namespace
