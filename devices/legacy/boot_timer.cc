@@ -31,11 +31,10 @@ void BootTimer::Write(uint64_t offset, const uint8_t* data, size_t len) {
   t.cpu_us = now_cpu_us > start_cpu_us_ ? now_cpu_us - start_cpu_us_ : 0;
   std::lock_guard<std::mutex> lock(mu_);
   measured_ = t;
-  LOG_INFO("Guest-boot-time = %llu us %llu ms, %llu CPU us %llu CPU ms",
-           static_cast<unsigned long long>(t.wall_us),
-           static_cast<unsigned long long>(t.wall_us / 1000),
-           static_cast<unsigned long long>(t.cpu_us),
-           static_cast<unsigned long long>(t.cpu_us / 1000));
+  LOG_INFO(
+      "Guest-boot-time = %llu us %llu ms, %llu CPU us %llu CPU ms",
+      static_cast<unsigned long long>(t.wall_us), static_cast<unsigned long long>(t.wall_us / 1000),
+      static_cast<unsigned long long>(t.cpu_us), static_cast<unsigned long long>(t.cpu_us / 1000));
 }
 
 std::optional<BootTime> BootTimer::Measured() const {

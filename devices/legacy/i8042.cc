@@ -155,7 +155,7 @@ bool I8042::WriteCommand(uint8_t command) {
     case kCmdResetCpu:
       // facts 2.8: with reboot=k the guest's reboot ends here, and the VMM exits.
       counters_.reset_requests++;
-      return true;
+      return !std::exchange(reset_signalled_, true);
     default:
       counters_.unknown_commands++;
       return false;

@@ -266,6 +266,11 @@ size_t Serial::InputRoom() const {
   return kFifoSize - rx_count_;
 }
 
+bool Serial::InputFull() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return rx_count_ == kFifoSize;
+}
+
 void Serial::SetInputSpaceCallback(std::function<void()> callback) {
   std::lock_guard<std::mutex> lock(mu_);
   input_space_callback_ = std::move(callback);

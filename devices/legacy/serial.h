@@ -32,19 +32,19 @@ struct SerialState {
   uint8_t scr = 0;
   uint8_t dll = 0;
   uint8_t dlm = 0;
-  bool fifo_enabled = false;  // FCR bit 0, reported in IIR bits 6-7
-  bool overrun = false;       // LSR.OE, cleared when the guest reads LSR
-  bool thre_pending = false;  // THRE interrupt raised and not yet acknowledged by an IIR read
+  bool fifo_enabled = false;     // FCR bit 0, reported in IIR bits 6-7
+  bool overrun = false;          // LSR.OE, cleared when the guest reads LSR
+  bool thre_pending = false;     // THRE interrupt raised and not yet acknowledged by an IIR read
   std::vector<uint8_t> rx_fifo;  // oldest byte first; at most Serial::kFifoSize bytes
 };
 
 struct SerialCounters {
-  uint64_t tx_bytes = 0;          // bytes written to the output fd
-  uint64_t tx_dropped_eagain = 0; // output bytes dropped because the fd was full
-  uint64_t tx_errors = 0;         // output bytes lost to any other write(2) failure
-  uint64_t rx_bytes = 0;          // bytes accepted into the receive FIFO
-  uint64_t rx_overruns = 0;       // loopback bytes lost to a full FIFO
-  uint64_t bad_accesses = 0;      // reads/writes wider than a byte or outside the 8 ports
+  uint64_t tx_bytes = 0;           // bytes written to the output fd
+  uint64_t tx_dropped_eagain = 0;  // output bytes dropped because the fd was full
+  uint64_t tx_errors = 0;          // output bytes lost to any other write(2) failure
+  uint64_t rx_bytes = 0;           // bytes accepted into the receive FIFO
+  uint64_t rx_overruns = 0;        // loopback bytes lost to a full FIFO
+  uint64_t bad_accesses = 0;       // reads/writes wider than a byte or outside the 8 ports
 };
 
 class Serial : public BusDevice {
@@ -52,8 +52,10 @@ class Serial : public BusDevice {
   static constexpr size_t kFifoSize = 64;  // receive FIFO depth (bytes)
   static constexpr uint64_t kRegisterCount = 8;
 
-  // `irq` must outlive the device. Output goes to `out_fd` with write(2); a negative fd
-  // discards it. The fd is borrowed, not owned.
+  // `irq` must outlive the device. The output sink is `out_fd`, written one byte per THR write
+  // with write(2); a negative fd discards output. The fd is borrowed, not owned. The VMM should
+  // hand over a non-blocking fd (facts 2.6 opens serial_out_path O_NONBLOCK): a full pipe then
+  // costs dropped bytes (counted) instead of a vCPU stuck in write(2).
   Serial(IrqLine* irq, int out_fd);
 
   void Read(uint64_t offset, uint8_t* data, size_t len) override;
@@ -64,6 +66,9 @@ class Serial : public BusDevice {
   size_t EnqueueInput(const uint8_t* data, size_t len);
   // Free bytes in the receive FIFO.
   size_t InputRoom() const;
+  // True when EnqueueInput would accept nothing: the VMM stops reading its input until the
+  // input-space callback fires (back-pressure instead of dropping typed bytes).
+  bool InputFull() const;
   // Called (without the device lock held, on a vCPU thread) each time the guest takes a byte
   // out of a full FIFO or clears a full FIFO, i.e. when room appears after InputRoom() was 0.
   // Set it before the vCPUs start.

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -54,8 +55,8 @@ TEST(BusTest, InsertRejectsOverlapZeroLengthWrapAndNull) {
   EXPECT_FALSE(bus.Insert(dev, 0x200, 0).ok());
   EXPECT_FALSE(bus.Insert(dev, UINT64_MAX, 2).ok());
   EXPECT_FALSE(bus.Insert(nullptr, 0x300, 1).ok());
-  EXPECT_TRUE(bus.Insert(dev, 0xf8, 0x8).ok());  // adjacent below
-  EXPECT_TRUE(bus.Insert(dev, 0x110, 0x8).ok());  // adjacent above
+  EXPECT_TRUE(bus.Insert(dev, 0xf8, 0x8).ok());      // adjacent below
+  EXPECT_TRUE(bus.Insert(dev, 0x110, 0x8).ok());     // adjacent above
   EXPECT_TRUE(bus.Insert(dev, UINT64_MAX, 1).ok());  // the very last byte
   EXPECT_EQ(bus.size(), 4u);
 }
@@ -274,9 +275,11 @@ TEST(SerialTest, FullFifoPushesBackAndCallsBackWhenTheGuestMakesRoom) {
   EXPECT_EQ(s.InputRoom(), Serial::kFifoSize);
   EXPECT_EQ(s.EnqueueInput(in.data(), in.size()), Serial::kFifoSize);
   EXPECT_EQ(s.InputRoom(), 0u);
+  EXPECT_TRUE(s.InputFull());
   EXPECT_EQ(s.EnqueueInput(in.data(), 1), 0u);
   EXPECT_EQ(In(s, kRbr), 0);
   EXPECT_EQ(callbacks, 1);
+  EXPECT_FALSE(s.InputFull());
   EXPECT_EQ(s.InputRoom(), 1u);
   EXPECT_EQ(In(s, kRbr), 1);
   EXPECT_EQ(callbacks, 1);  // only the read out of a full FIFO
@@ -298,6 +301,81 @@ TEST(SerialTest, ClearingAFullFifoCallsBack) {
   Out(s, kFcr, 0x03);  // ENABLE_FIFO | CLEAR_RCVR
   EXPECT_EQ(callbacks, 1);
   EXPECT_EQ(s.InputRoom(), Serial::kFifoSize);
+}
+
+// The register dance of Linux's autoconfig()/autoconfig_16550a() and serial8250_startup(): the
+// UART must come out as a plain 16550A with no EFR, no 64-byte FIFO and a working THRE.
+TEST(SerialTest, LinuxAutoconfigSeesA16550A) {
+  RecordingIrqLine irq;
+  Serial s(&irq, -1);
+  Out(s, kIer, 0);
+  EXPECT_EQ(In(s, kIer) & 0x0f, 0);
+  Out(s, kIer, 0x0f);
+  EXPECT_EQ(In(s, kIer) & 0x0f, 0x0f);
+  Out(s, kIer, 0);
+  Out(s, kMcr, 0x1a);
+  EXPECT_EQ(In(s, kMsr) & 0xf0, 0x90);
+  Out(s, kMcr, 0x08);
+  Out(s, kLcr, 0x00);
+  Out(s, kFcr, 0x01);
+  EXPECT_EQ(In(s, kIir) >> 6, 3);  // FIFOs: a 16550A
+  Out(s, kLcr, 0x80);              // UART_LCR_CONF_MODE_A
+  EXPECT_NE(In(s, kIir), 0);       // EFR would read 0 on a ST16C650V1
+  Out(s, kLcr, 0xbf);              // UART_LCR_CONF_MODE_B
+  EXPECT_NE(In(s, kIir), 0);       // and here on a 16650 and up
+  Out(s, kLcr, 0x80);
+  Out(s, kFcr, 0x21);              // ENABLE_FIFO | UART_FCR7_64BYTE
+  EXPECT_NE(In(s, kIir) >> 5, 7);  // not a 16750
+  Out(s, kLcr, 0x00);
+  Out(s, kIer, 0x40);  // UART_IER_UUE does not stick: not an XScale
+  EXPECT_EQ(In(s, kIer) & 0x40, 0);
+  Out(s, kIer, 0);
+  // serial8250_startup: clear FIFOs, read the interrupt registers, LSR must not float.
+  Out(s, kFcr, 0x07);
+  Out(s, kFcr, 0x00);
+  In(s, kLsr);
+  In(s, kRbr);
+  In(s, kIir);
+  In(s, kMsr);
+  EXPECT_NE(In(s, kLsr), 0xff);
+  EXPECT_EQ(In(s, kLsr) & 0x40, 0x40);
+  Out(s, kIer, 0x02);
+  EXPECT_EQ(In(s, kIir) & 0x01, 0);
+  Out(s, kIer, 0);
+  Out(s, kIer, 0x02);
+  EXPECT_EQ(In(s, kIir) & 0x01, 0);  // THRE re-asserted: no UART_BUG_THRE
+  Out(s, kIer, 0);
+}
+
+// A vCPU thread drains the receiver through the bus while the VMM thread feeds it with
+// back-pressure, as vmm.cc does: every byte arrives, in order.
+TEST(SerialTest, ConcurrentInputIsNeverLostOrReordered) {
+  RecordingIrqLine irq;
+  auto s = std::make_shared<Serial>(&irq, -1);
+  Bus bus;
+  ASSERT_TRUE(bus.Insert(s, 0x3f8, Serial::kRegisterCount).ok());
+  constexpr size_t kTotal = 20000;
+  std::thread guest([&bus] {
+    size_t next = 0;
+    while (next < kTotal) {
+      uint8_t lsr = 0;
+      bus.Read(0x3f8 + kLsr, &lsr, 1);
+      if (!(lsr & 0x01)) continue;
+      uint8_t b = 0;
+      bus.Read(0x3f8 + kRbr, &b, 1);
+      ASSERT_EQ(b, static_cast<uint8_t>(next));
+      next++;
+    }
+  });
+  size_t sent = 0;
+  while (sent < kTotal) {
+    uint8_t chunk[16];
+    size_t n = std::min(sizeof(chunk), kTotal - sent);
+    for (size_t i = 0; i < n; i++) chunk[i] = static_cast<uint8_t>(sent + i);
+    sent += s->EnqueueInput(chunk, n);
+  }
+  guest.join();
+  EXPECT_EQ(s->Counters().rx_bytes, kTotal);
 }
 
 TEST(SerialTest, OutputReachesThePipe) {
@@ -418,6 +496,50 @@ TEST(I8042Test, ResetCommandCallsTheCallbackOnce) {
   Out(k, kCmd, 0xfe);
   EXPECT_EQ(resets, 1);
   EXPECT_EQ(k.Counters().reset_requests, 1u);
+  // Linux's BOOT_KBD reboot: up to ten times "wait for IBF clear, write 0xFE".
+  for (int i = 0; i < 9; i++) {
+    EXPECT_EQ(In(k, kCmd) & 0x02, 0);
+    Out(k, kCmd, 0xfe);
+  }
+  EXPECT_EQ(resets, 1);
+  EXPECT_EQ(k.Counters().reset_requests, 10u);
+}
+
+// The controller half of Linux's i8042_controller_check/_init with i8042.dumbkbd: flush, read
+// the CTR until two reads agree, write it back with the keyboard disabled, then enable it.
+TEST(I8042Test, LinuxInitSequence) {
+  RecordingIrqLine irq;
+  I8042 k(&irq, [] {});
+  ASSERT_TRUE(k.TriggerCtrlAltDel().ok());  // stale bytes the flush must be able to drain
+  int flushed = 0;
+  while ((In(k, kCmd) & 0x01) && flushed < 16) {
+    In(k, kData);
+    flushed++;
+  }
+  EXPECT_EQ(flushed, 4);
+  EXPECT_NE(In(k, kCmd), 0xff);      // "No controller found" if the status reads as a floating bus
+  EXPECT_NE(In(k, kCmd) & 0x10, 0);  // KEYLOCK: not inhibited
+  uint8_t ctr[2];
+  for (uint8_t& c : ctr) {
+    EXPECT_EQ(In(k, kCmd) & 0x02, 0);  // IBF clear: the command may be written
+    Out(k, kCmd, 0x20);
+    ASSERT_EQ(In(k, kCmd) & 0x01, 0x01);
+    c = In(k, kData);
+  }
+  EXPECT_EQ(ctr[0], ctr[1]);
+  EXPECT_EQ(ctr[0] & 0x40, 0);  // no XLATE: Linux goes direct and atkbd expects set 2
+  uint8_t init = static_cast<uint8_t>((ctr[0] | 0x10) & ~0x01);
+  Out(k, kCmd, 0x60);
+  Out(k, kData, init);
+  Out(k, kCmd, 0xaa);
+  EXPECT_EQ(DrainI8042(k), std::vector<uint8_t>{0x55});
+  irq.TakeCount();
+  uint8_t enabled = static_cast<uint8_t>((init & ~0x10) | 0x01);
+  Out(k, kCmd, 0x60);
+  Out(k, kData, enabled);
+  Out(k, kCmd, 0x20);
+  EXPECT_EQ(DrainI8042(k), std::vector<uint8_t>{enabled});
+  EXPECT_EQ(k.Counters().unknown_commands, 0u);
 }
 
 TEST(I8042Test, KeyboardCommandsAreAcknowledged) {

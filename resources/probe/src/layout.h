@@ -1,0 +1,28 @@
+// The probe's fixed addresses and sizes, shared by the assembly entry code and C.
+// Guest-physical layout (the probe runs identity-mapped):
+//   0x10000-0x10fff   AP real-mode trampoline (copied there by the smp scenario; SIPI vector 0x10)
+//   0x100000          image start: PVH 32-bit entry (head), 0x100200 the 64-bit Linux entry,
+//                     then text, rodata, data (GDT, page tables), bss (IDT, stacks)
+// Everything else the probe uses lives inside its image; see README.md.
+#ifndef PROBE_LAYOUT_H
+#define PROBE_LAYOUT_H
+
+#define PROBE_LOAD_ADDR 0x100000
+// Linux boot protocol: the 64-bit entry is at the protected-mode image's load address + 0x200.
+#define PROBE_LINUX64_ENTRY_OFFSET 0x200
+
+#define SEL_CODE64 0x08
+#define SEL_DATA 0x10
+#define SEL_CODE32 0x18
+#define GDT_LIMIT (4 * 8 - 1)
+
+#define BSP_STACK_SIZE 0x4000
+#define AP_STACK_SIZE 0x1000
+// Firecracker's MAX_SUPPORTED_VCPUS.
+#define PROBE_MAX_CPUS 32
+
+#define AP_TRAMPOLINE_PADDR 0x10000
+
+#define ISR_STUB_SIZE 16
+
+#endif

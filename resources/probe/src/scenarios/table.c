@@ -1,0 +1,32 @@
+#include <stdarg.h>
+
+#include "format.h"
+#include "scenario.h"
+#include "string.h"
+
+static const struct scenario kScenarios[] = {
+    {"boot", scenario_boot},
+    {"smp", scenario_smp},
+    {"irq", scenario_irq},
+    {"serial-in", scenario_serial_in},
+    {"idle", scenario_idle},
+    {"triple-fault", scenario_triple_fault},
+};
+
+const struct scenario *scenario_find(const char *name, size_t len) {
+  for (size_t i = 0; i < sizeof kScenarios / sizeof kScenarios[0]; i++) {
+    if (strlen(kScenarios[i].name) == len && memcmp(kScenarios[i].name, name, len) == 0) {
+      return &kScenarios[i];
+    }
+  }
+  return NULL;
+}
+
+const char *scenario_failf(const char *fmt, ...) {
+  static char reason[256];
+  va_list ap;
+  va_start(ap, fmt);
+  format_v(reason, sizeof reason, fmt, ap);
+  va_end(ap);
+  return reason;
+}

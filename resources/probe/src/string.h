@@ -1,0 +1,15 @@
+// The few libc string functions the probe needs; gcc may also emit calls to memcpy/memset.
+#ifndef PROBE_STRING_H
+#define PROBE_STRING_H
+
+#include <stddef.h>
+
+void *memcpy(void *dst, const void *src, size_t n);
+void *memset(void *dst, int c, size_t n);
+void *memmove(void *dst, const void *src, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+size_t strlen(const char *s);
+size_t strnlen(const char *s, size_t max);
+int strcmp(const char *a, const char *b);
+
+#endif
