@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: a release build and an ASan+UBSan build, each running every unit and
-# integration test through ctest. Assumes resources/install-deps.sh has run (the README's first
-# command does that).
+# integration test through ctest. Installs missing Debian packages first (a no-op when the
+# README's first command already did).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+resources/install-deps.sh
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 ninja -C build
