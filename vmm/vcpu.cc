@@ -89,8 +89,8 @@ void Vcpu::ThreadMain(std::function<void()> before_run) {
 }
 
 void Vcpu::ReportError(const std::string& what) {
+  // Logged once, by the VMM thread, when it ends the VM with this reason.
   std::string msg = StrFormat("vCPU %u: %s; %s", index(), what.c_str(), DescribeRegs(fd_).c_str());
-  LOG_ERROR("%s", msg.c_str());
   report_exit_(VmExit{VmExitKind::kError, msg});
 }
 

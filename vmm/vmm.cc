@@ -270,6 +270,10 @@ int Vmm::Run() {
     LOG_ERROR("event loop failed: %s", s.error().message.c_str());
     return kExitGeneric;
   }
+  uint64_t unhandled = 0;
+  for (auto& v : vcpus_) unhandled += v->unhandled_exits();
+  LOG_DEBUG("port I/O and MMIO accesses to nothing: %llu (ignored)",
+            static_cast<unsigned long long>(unhandled));
   std::lock_guard<std::mutex> lock(exit_mu_);
   if (!exit_) return kExitGeneric;
   if (exit_->kind == VmExitKind::kError) {

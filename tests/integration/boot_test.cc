@@ -79,6 +79,65 @@ TEST(BootTest, FourGibSplitsAroundTheMmioGap) {
   }
 }
 
+TEST(BootTest, MachineConfigOptionsBoot) {
+  REQUIRE_KVM();
+  // SMT topology (2 threads of one core), dirty-page logging on every memory slot.
+  ProbeVm vm;
+  vm.vcpus = 2;
+  vm.boot_args = "probe=boot,smp probe.cpus=2 probe.mem_mib=128";
+  vm.machine_extra = ", \"smt\": true, \"track_dirty_pages\": true";
+  ExpectPassed(BootProbe(vm), "boot,smp", 2);
+}
+
+// Reserves 2 MiB huge pages for one test (as root) and gives them back afterwards.
+class HugePageReservation {
+ public:
+  explicit HugePageReservation(int pages) {
+    saved_ = ReadInt("/proc/sys/vm/nr_hugepages");
+    if (FreePages() < pages) WriteInt("/proc/sys/vm/nr_hugepages", saved_ + pages);
+    ok_ = FreePages() >= pages;
+  }
+  ~HugePageReservation() { WriteInt("/proc/sys/vm/nr_hugepages", saved_); }
+  bool ok() const { return ok_; }
+
+ private:
+  static int ReadInt(const char* path) {
+    int v = 0;
+    if (FILE* f = fopen(path, "r")) {
+      if (fscanf(f, "%d", &v) != 1) v = 0;
+      fclose(f);
+    }
+    return v;
+  }
+  static void WriteInt(const char* path, int v) {
+    if (FILE* f = fopen(path, "w")) {
+      fprintf(f, "%d\n", v);
+      fclose(f);
+    }
+  }
+  static int FreePages() {
+    FILE* f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    int n = 0;
+    while (fgets(line, sizeof(line), f)) sscanf(line, "HugePages_Free: %d", &n);
+    fclose(f);
+    return n;
+  }
+  int saved_ = 0;
+  bool ok_ = false;
+};
+
+TEST(BootTest, HugePages2M) {
+  REQUIRE_KVM();
+  HugePageReservation pages(64);  // 128 MiB of guest RAM
+  if (!pages.ok()) GTEST_SKIP() << "cannot reserve 64 free 2 MiB huge pages";
+  ProbeVm vm;
+  vm.boot_args = "probe=boot,irq probe.mem_mib=128";
+  vm.machine_extra = ", \"huge_pages\": \"2M\"";
+  ExpectPassed(BootProbe(vm), "boot,irq", 2);
+}
+
 TEST(BootTest, SerialInputReachesTheGuest) {
   REQUIRE_KVM();
   ProbeVm vm;

@@ -37,7 +37,7 @@ std::string WriteProbeConfig(const TempDir& dir, const ProbeVm& vm) {
   json << "{\n  \"boot-source\": {\n    \"kernel_image_path\": \"" << GuestImage(vm.kernel)
        << "\",\n    \"boot_args\": \"console=ttyS0 reboot=k panic=1 " << vm.boot_args
        << "\"\n  },\n  \"machine-config\": {\"vcpu_count\": " << vm.vcpus
-       << ", \"mem_size_mib\": " << vm.mem_mib << "}" << vm.extra_json << "\n}\n";
+       << ", \"mem_size_mib\": " << vm.mem_mib << vm.machine_extra << "}" << vm.extra_json << "\n}\n";
   return dir.Write("config.json", json.str());
 }
 

@@ -24,6 +24,7 @@ struct ProbeVm {
   std::string boot_args;  // appended after "console=ttyS0 reboot=k panic=1"
   uint32_t vcpus = 1;
   uint64_t mem_mib = 128;
+  std::string machine_extra;  // extra machine-config fields, e.g. ", \"smt\": true"
   std::string extra_json;  // extra top-level keys, e.g. ", \"drives\": []"
 };
 
