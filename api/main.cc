@@ -10,6 +10,7 @@
 
 #include "api/cli.h"
 #include "api/config_file.h"
+#include "vmm/base/clock.h"
 #include "vmm/base/log.h"
 #include "vmm/vmm.h"
 
@@ -19,18 +20,12 @@ constexpr int kExitGeneric = 1;
 constexpr int kExitBadConfiguration = 152;
 constexpr int kExitArgParsing = 153;
 
-uint64_t ClockUs(clockid_t clock) {
-  struct timespec ts;
-  clock_gettime(clock, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace ember;
-  const uint64_t start_us = ClockUs(CLOCK_MONOTONIC);
-  const uint64_t start_cpu_us = ClockUs(CLOCK_PROCESS_CPUTIME_ID);
+  const uint64_t start_us = MonotonicUs();
+  const uint64_t start_cpu_us = ProcessCpuUs();
 
   auto cli = ParseCommandLine(argc, argv);
   if (!cli.ok()) {

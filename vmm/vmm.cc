@@ -1,7 +1,6 @@
 #include "vmm/vmm.h"
 
 #include <fcntl.h>
-#include <time.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
@@ -11,6 +10,7 @@
 #include "vmm/arch/x86_64/layout.h"
 #include "vmm/arch/x86_64/msrs.h"
 #include "vmm/arch/x86_64/regs.h"
+#include "vmm/base/clock.h"
 #include "vmm/base/log.h"
 #include "vmm/boot/boot.h"
 
@@ -74,19 +74,14 @@ bool IsStreamInput(int fd) {
 class BootStepTimer {
  public:
   Status Step(const char* name, Status result) {
-    uint64_t now = NowUs();
+    uint64_t now = MonotonicUs();
     LOG_DEBUG("boot step: %s: %llu us", name, static_cast<unsigned long long>(now - last_));
     last_ = now;
     return result;
   }
 
  private:
-  static uint64_t NowUs() {
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1000000u + static_cast<uint64_t>(ts.tv_nsec) / 1000u;
-  }
-  uint64_t last_ = NowUs();
+  uint64_t last_ = MonotonicUs();
 };
 
 }  // namespace

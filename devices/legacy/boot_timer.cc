@@ -1,21 +1,14 @@
 #include "devices/legacy/boot_timer.h"
 
-#include <time.h>
-
 #include <cstring>
 
+#include "vmm/base/clock.h"
 #include "vmm/base/log.h"
 
 namespace ember {
 
 BootTimer::BootTimer(uint64_t start_us, uint64_t start_cpu_us)
     : start_us_(start_us), start_cpu_us_(start_cpu_us) {}
-
-uint64_t BootTimer::NowUs(int clock) {
-  timespec ts{};
-  clock_gettime(static_cast<clockid_t>(clock), &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000 + static_cast<uint64_t>(ts.tv_nsec) / 1000;
-}
 
 void BootTimer::Read(uint64_t /*offset*/, uint8_t* data, size_t len) {
   if (len) memset(data, 0, len);
@@ -24,8 +17,8 @@ void BootTimer::Read(uint64_t /*offset*/, uint8_t* data, size_t len) {
 void BootTimer::Write(uint64_t offset, const uint8_t* data, size_t len) {
   // Only the exact access Firecracker's init.c makes counts: one byte, 123, at offset 0.
   if (offset != 0 || len != 1 || data[0] != kMagicValue) return;
-  const uint64_t now_us = NowUs(CLOCK_MONOTONIC);
-  const uint64_t now_cpu_us = NowUs(CLOCK_PROCESS_CPUTIME_ID);
+  const uint64_t now_us = MonotonicUs();
+  const uint64_t now_cpu_us = ProcessCpuUs();
   BootTime t;
   t.wall_us = now_us > start_us_ ? now_us - start_us_ : 0;
   t.cpu_us = now_cpu_us > start_cpu_us_ ? now_cpu_us - start_cpu_us_ : 0;

@@ -37,8 +37,6 @@ class BootTimer : public BusDevice {
   // The last measurement, once the guest has written 123.
   std::optional<BootTime> Measured() const;
 
-  // Microseconds on `clock` (CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID), for the start stamps.
-  static uint64_t NowUs(int clock);
 
  private:
   const uint64_t start_us_;

@@ -1,6 +1,8 @@
 // Offline tests of the device bus and the legacy x86 devices (UART, i8042, boot timer).
 #include <fcntl.h>
 #include <gtest/gtest.h>
+
+#include "vmm/base/clock.h"
 #include <unistd.h>
 
 #include <algorithm>
@@ -639,8 +641,8 @@ class LoggerCapture {
 
 TEST(BootTimerTest, LogsOnlyForTheMagicByte) {
   LoggerCapture log;
-  const uint64_t start = BootTimer::NowUs(CLOCK_MONOTONIC) - 2500;
-  BootTimer t(start, BootTimer::NowUs(CLOCK_PROCESS_CPUTIME_ID));
+  const uint64_t start = MonotonicUs() - 2500;
+  BootTimer t(start, ProcessCpuUs());
   const uint8_t other = 122;
   t.Write(0, &other, 1);
   const uint8_t magic = 123;
