@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "api/json_util.h"
+#include "api/rate_limiter_json.h"
 #include "vmm/base/strings.h"
 #include "vmm/base/unique_fd.h"
 
@@ -17,9 +18,12 @@ namespace {
 constexpr size_t kMaxConfigFileBytes = 16u << 20;
 
 // Firecracker's VmmConfig keys (resources.rs), handled now or later.
-constexpr std::string_view kArraySectionsNotYet[] = {"drives", "network-interfaces", "pmem"};
-constexpr std::string_view kObjectSectionsNotYet[] = {
-    "vsock", "entropy", "balloon", "mmds-config", "cpu-config", "memory-hotplug"};
+constexpr std::string_view kArraySectionsNotYet[] = {"network-interfaces", "pmem"};
+constexpr std::string_view kObjectSectionsNotYet[] = {"vsock", "balloon", "mmds-config",
+                                                      "cpu-config", "memory-hotplug"};
+
+// Firecracker's resource IDs (validate_id): non-empty, at most 64 ASCII alphanumerics or '_'.
+constexpr size_t kMaxIdLength = 64;
 
 // Firecracker's deprecated static CPU templates (vmm_config/machine_config.rs).
 constexpr std::string_view kStaticCpuTemplates[] = {"C3", "T2", "T2S", "T2CL", "T2A", "V1N1"};
@@ -126,6 +130,97 @@ Result<MachineConfig> ParseMachineConfig(const JsonFields& top) {
         "machine-config.mem_size_mib: must be a multiple of 2 with huge_pages \"2M\", got %llu",
         static_cast<unsigned long long>(machine.mem_size_mib))};
   return machine;
+}
+
+Status CheckId(const std::string& id, const std::string& path) {
+  bool ok = !id.empty() && id.size() <= kMaxIdLength;
+  for (char c : id) ok = ok && (isalnum(static_cast<unsigned char>(c)) || c == '_');
+  if (!ok) {
+    return Error{path + ": \"" + id +
+                 "\" is not a valid ID (1 to 64 characters, letters, digits and '_')"};
+  }
+  return Ok();
+}
+
+Result<std::optional<RateLimiterConfig>> ParseOptionalRateLimiter(const JsonFields& f,
+                                                                  std::string_view key) {
+  const rapidjson::Value* v = f.Find(key);
+  if (!v) return std::optional<RateLimiterConfig>();
+  return std::optional<RateLimiterConfig>(TRY(ParseRateLimiter(*v, f.FieldPath(key))));
+}
+
+Result<DriveConfig> ParseDrive(const rapidjson::Value& value, const std::string& path) {
+  JsonFields f = TRY(JsonFields::Open(
+      value, path,
+      {"drive_id", "path_on_host", "is_root_device", "is_read_only", "partuuid", "cache_type",
+       "rate_limiter", "io_engine", "socket"}));
+  DriveConfig drive;
+  drive.drive_id = TRY(f.String("drive_id"));
+  TRY_STATUS(CheckId(drive.drive_id, f.FieldPath("drive_id")));
+  if (f.Find("socket")) {
+    return Error{f.FieldPath("socket") + ": vhost-user block devices are not supported"};
+  }
+  drive.path_on_host = TRY(f.String("path_on_host"));
+  std::optional<bool> root = TRY(f.OptionalBool("is_root_device"));
+  if (!root) return f.Missing("is_root_device");
+  drive.is_root_device = *root;
+  drive.is_read_only = TRY(f.OptionalBool("is_read_only")).value_or(false);
+  drive.partuuid = TRY(f.OptionalString("partuuid"));
+  std::optional<std::string> cache = TRY(f.OptionalString("cache_type"));
+  if (!cache || *cache == "Unsafe") {
+    drive.cache_type = CacheType::kUnsafe;
+  } else if (*cache == "Writeback") {
+    drive.cache_type = CacheType::kWriteback;
+  } else {
+    return Error{f.FieldPath("cache_type") + ": expected \"Unsafe\" or \"Writeback\", got " +
+                 DescribeJsonValue(*f.Find("cache_type"))};
+  }
+  std::optional<std::string> engine = TRY(f.OptionalString("io_engine"));
+  if (!engine || *engine == "Sync") {
+    drive.io_engine = IoEngine::kSync;
+  } else if (*engine == "Async") {
+    drive.io_engine = IoEngine::kAsync;
+  } else {
+    return Error{f.FieldPath("io_engine") + ": expected \"Sync\" or \"Async\", got " +
+                 DescribeJsonValue(*f.Find("io_engine"))};
+  }
+  drive.rate_limiter = TRY(ParseOptionalRateLimiter(f, "rate_limiter"));
+  return drive;
+}
+
+// Firecracker keeps the root device first (it becomes /dev/vda) and the others in order.
+Result<std::vector<DriveConfig>> ParseDrives(const JsonFields& top) {
+  std::vector<DriveConfig> drives;
+  const rapidjson::Value* v = top.Find("drives");
+  if (!v) return drives;
+  if (!v->IsArray()) return top.WrongType("drives", "an array");
+  bool have_root = false;
+  for (rapidjson::SizeType i = 0; i < v->Size(); i++) {
+    std::string path = StrFormat("drives[%u]", i);
+    DriveConfig drive = TRY(ParseDrive((*v)[i], path));
+    for (const DriveConfig& other : drives) {
+      if (other.drive_id == drive.drive_id) {
+        return Error{path + ".drive_id: \"" + drive.drive_id + "\" is used twice"};
+      }
+    }
+    if (drive.is_root_device) {
+      if (have_root) return Error{path + ": a second root device (only one drive can be root)"};
+      have_root = true;
+      drives.insert(drives.begin(), std::move(drive));
+    } else {
+      drives.push_back(std::move(drive));
+    }
+  }
+  return drives;
+}
+
+Result<std::optional<EntropyConfig>> ParseEntropy(const JsonFields& top) {
+  const rapidjson::Value* v = top.Find("entropy");
+  if (!v) return std::optional<EntropyConfig>();
+  JsonFields f = TRY(JsonFields::Open(*v, "entropy", {"rate_limiter"}));
+  EntropyConfig entropy;
+  entropy.rate_limiter = TRY(ParseOptionalRateLimiter(f, "rate_limiter"));
+  return std::optional<EntropyConfig>(entropy);
 }
 
 Result<std::optional<LoggerConfigFile>> ParseLogger(const JsonFields& top) {
@@ -246,6 +341,58 @@ void WriteMetrics(JsonWriter& w, const std::optional<MetricsConfig>& metrics) {
   w.EndObject();
 }
 
+void WriteRateLimiter(JsonWriter& w, const char* key, const std::optional<RateLimiterConfig>& rl) {
+  WriteKey(w, key);
+  if (!rl) {
+    w.Null();
+    return;
+  }
+  rapidjson::Document doc;
+  RateLimiterToJson(*rl, &doc, doc.GetAllocator());
+  doc.Accept(w);
+}
+
+void WriteDrives(JsonWriter& w, const std::vector<DriveConfig>& drives) {
+  WriteKey(w, "drives");
+  w.StartArray();
+  for (const DriveConfig& d : drives) {
+    w.StartObject();
+    WriteKey(w, "drive_id");
+    WriteString(w, d.drive_id);
+    WriteKey(w, "partuuid");
+    if (d.partuuid)
+      WriteString(w, *d.partuuid);
+    else
+      w.Null();
+    WriteKey(w, "is_root_device");
+    w.Bool(d.is_root_device);
+    WriteKey(w, "cache_type");
+    w.String(d.cache_type == CacheType::kWriteback ? "Writeback" : "Unsafe");
+    WriteKey(w, "is_read_only");
+    w.Bool(d.is_read_only);
+    WriteKey(w, "path_on_host");
+    WriteString(w, d.path_on_host);
+    WriteRateLimiter(w, "rate_limiter", d.rate_limiter);
+    WriteKey(w, "io_engine");
+    w.String(d.io_engine == IoEngine::kAsync ? "Async" : "Sync");
+    WriteKey(w, "socket");
+    w.Null();
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+void WriteEntropy(JsonWriter& w, const std::optional<EntropyConfig>& entropy) {
+  WriteKey(w, "entropy");
+  if (!entropy) {
+    w.Null();
+    return;
+  }
+  w.StartObject();
+  WriteRateLimiter(w, "rate_limiter", entropy->rate_limiter);
+  w.EndObject();
+}
+
 void WriteEmptyArray(JsonWriter& w, const char* key) {
   WriteKey(w, key);
   w.StartArray();
@@ -272,6 +419,8 @@ Result<VmConfig> ParseConfigFile(std::string_view json) {
   config.machine = TRY(ParseMachineConfig(top));
   config.logger = TRY(ParseLogger(top));
   config.metrics = TRY(ParseMetrics(top));
+  config.drives = TRY(ParseDrives(top));
+  config.entropy = TRY(ParseEntropy(top));
   return config;
 }
 
@@ -302,7 +451,7 @@ std::string VmConfigToJson(const VmConfig& config) {
   // Firecracker's VmmConfig field order, so GET /vm/config reads the same.
   w.StartObject();
   WriteNull(w, "balloon");
-  WriteEmptyArray(w, "drives");
+  WriteDrives(w, config.drives);
   WriteBootSource(w, config.boot_source);
   WriteNull(w, "cpu-config");
   WriteLogger(w, config.logger);
@@ -311,7 +460,7 @@ std::string VmConfigToJson(const VmConfig& config) {
   WriteNull(w, "mmds-config");
   WriteEmptyArray(w, "network-interfaces");
   WriteNull(w, "vsock");
-  WriteNull(w, "entropy");
+  WriteEntropy(w, config.entropy);
   WriteEmptyArray(w, "pmem");
   WriteNull(w, "memory-hotplug");
   w.EndObject();

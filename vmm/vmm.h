@@ -15,6 +15,7 @@
 #include "devices/legacy/boot_timer.h"
 #include "devices/legacy/i8042.h"
 #include "devices/legacy/serial.h"
+#include "devices/virtio/mmio_transport.h"
 #include "vmm/base/event_loop.h"
 #include "vmm/boot/boot.h"
 #include "vmm/config/vm_config.h"
@@ -58,9 +59,13 @@ class Vmm {
   Status RegisterGuestMemory(const MachineConfig& machine);
   Status CreateInterruptControllers();
   Status CreateLegacyDevices();
+  Status CreateVirtioDevices(const VmConfig& config);
+  Status AttachVirtioDevices();
   Status CreateVcpus(const MachineConfig& machine);
   Status SetUpEventLoop();
 
+  Status WatchVirtioDevices();
+  void LogVirtioCounters();
   void WatchSerialInput();
   void OnSerialInput();
   void StopVcpus();
@@ -76,6 +81,16 @@ class Vmm {
   std::shared_ptr<Serial> serial_;
   std::shared_ptr<I8042> i8042_;
   std::shared_ptr<BootTimer> boot_timer_;
+  // One virtio-mmio device per 4 KiB window from kVirtioMmioStart, GSI 5 upward.
+  struct VirtioSlot {
+    std::shared_ptr<virtio::VirtioDevice> device;
+    std::shared_ptr<virtio::MmioTransport> transport;
+    uint64_t base = 0;
+    uint32_t gsi = 0;
+    std::vector<EventFd> queue_events;  // ioeventfds, one per queue (datamatch = index)
+  };
+  std::vector<VirtioSlot> virtio_;
+  std::string root_cmdline_;  // "root=/dev/vda rw" when a drive is the root device
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   std::optional<EventLoop> loop_;
   std::optional<EventFd> exit_event_;

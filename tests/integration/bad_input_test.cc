@@ -122,5 +122,67 @@ TEST(ConfigFileTest, InitrdMissing) {
   ExpectOneLineError(RunConfig(json), kBadConfig, "/nonexistent/initrd");
 }
 
+std::string ConfigWithDrives(const std::string& drives) {
+  return "{\"boot-source\": {\"kernel_image_path\": \"" + GuestImage("probe.elf") +
+         "\"}, \"drives\": [" + drives + "]}";
+}
+
+std::string Drive(const std::string& id, const std::string& path, bool root = false) {
+  return "{\"drive_id\": \"" + id + "\", \"path_on_host\": \"" + path +
+         "\", \"is_root_device\": " + (root ? "true" : "false") + "}";
+}
+
+TEST(ConfigFileTest, DriveImageMissing) {
+  ExpectOneLineError(RunConfig(ConfigWithDrives(Drive("data", "/nonexistent/disk.img"))),
+                     kBadConfig, "drive data: /nonexistent/disk.img");
+}
+
+TEST(ConfigFileTest, DriveImageIsADirectory) {
+  TempDir dir;
+  ExpectOneLineError(RunConfig(ConfigWithDrives(Drive("data", dir.path()))), kBadConfig,
+                     "drive data: " + dir.path());
+}
+
+TEST(ConfigFileTest, DriveImageSizeNotWholeSectors) {
+  TempDir dir;
+  std::string image = dir.Write("odd.img", std::string(1000, '\0'));
+  ExpectOneLineError(RunConfig(ConfigWithDrives(Drive("data", image))), kBadConfig,
+                     "not a multiple of 512");
+}
+
+TEST(ConfigFileTest, DriveFieldsChecked) {
+  TempDir dir;
+  std::string image = dir.Write("disk.img", std::string(4096, '\0'));
+  ExpectOneLineError(RunConfig(ConfigWithDrives(Drive("bad id", image))), kBadConfig,
+                     "drives[0].drive_id");
+  ExpectOneLineError(
+      RunConfig(ConfigWithDrives(Drive("a", image, true) + ", " + Drive("b", image, true))),
+      kBadConfig, "second root device");
+  ExpectOneLineError(RunConfig(ConfigWithDrives(Drive("a", image) + ", " + Drive("a", image))),
+                     kBadConfig, "used twice");
+  ExpectOneLineError(
+      RunConfig(ConfigWithDrives("{\"drive_id\": \"a\", \"path_on_host\": \"" + image +
+                                 "\", \"is_root_device\": false, \"cache_type\": \"Fast\"}")),
+      kBadConfig, "drives[0].cache_type");
+  ExpectOneLineError(
+      RunConfig(ConfigWithDrives("{\"drive_id\": \"a\", \"path_on_host\": \"" + image +
+                                 "\", \"is_root_device\": false, \"rate_limiter\": "
+                                 "{\"bandwidth\": {\"size\": -1, \"refill_time\": 100}}}")),
+      kBadConfig, "drives[0].rate_limiter.bandwidth.size");
+  ExpectOneLineError(RunConfig(ConfigWithDrives("{\"drive_id\": \"a\", \"path_on_host\": \"" +
+                                                image + "\"}")),
+                     kBadConfig, "is_root_device");
+}
+
+TEST(ConfigFileTest, TooManyVirtioDevices) {
+  TempDir dir;
+  std::string image = dir.Write("disk.img", std::string(4096, '\0'));
+  std::string drives;
+  for (int i = 0; i < 20; i++) {
+    drives += (i ? ", " : "") + Drive("d" + std::to_string(i), image);
+  }
+  ExpectOneLineError(RunConfig(ConfigWithDrives(drives)), kBadConfig, "20 virtio devices");
+}
+
 }  // namespace
 }  // namespace ember::testing

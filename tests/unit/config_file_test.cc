@@ -269,13 +269,10 @@ TEST(ConfigFileTest, CpuTemplateOnlyNone) {
 
 TEST(ConfigFileTest, DeviceSectionsAreNotSupportedYet) {
   const std::string boot = R"("boot-source": {"kernel_image_path": "k"})";
-  EXPECT_EQ(ErrorOf("{" + boot + R"(, "drives": [{"drive_id": "rootfs"}]})"),
-            "drives is not supported yet");
   EXPECT_EQ(ErrorOf("{" + boot + R"(, "network-interfaces": [{}]})"),
             "network-interfaces is not supported yet");
   EXPECT_EQ(ErrorOf("{" + boot + R"(, "pmem": [{}]})"), "pmem is not supported yet");
-  for (const char* key :
-       {"vsock", "entropy", "balloon", "mmds-config", "cpu-config", "memory-hotplug"}) {
+  for (const char* key : {"vsock", "balloon", "mmds-config", "cpu-config", "memory-hotplug"}) {
     EXPECT_EQ(ErrorOf("{" + boot + ", \"" + key + "\": {}}"),
               std::string(key) + " is not supported yet");
   }
@@ -283,8 +280,92 @@ TEST(ConfigFileTest, DeviceSectionsAreNotSupportedYet) {
   // Sections that configure nothing are accepted (GET /vm/config writes them this way).
   auto r = ParseConfigFile("{" + boot +
                            R"(, "drives": [], "network-interfaces": [], "pmem": null,
-                              "vsock": null, "balloon": null})");
+                              "vsock": null, "balloon": null, "entropy": null})");
   EXPECT_TRUE(r.ok()) << r.error().message;
+}
+
+TEST(ConfigFileTest, DrivesAreParsedWithTheRootDeviceFirst) {
+  auto r = ParseConfigFile(R"({"boot-source": {"kernel_image_path": "k"}, "drives": [
+      {"drive_id": "data", "path_on_host": "/d.img", "is_root_device": false},
+      {"drive_id": "rootfs", "path_on_host": "/r.img", "is_root_device": true,
+       "is_read_only": true, "partuuid": "1-2", "cache_type": "Writeback", "io_engine": "Async",
+       "rate_limiter": {"bandwidth": {"size": 1000, "refill_time": 100, "one_time_burst": 5},
+                        "ops": null}}]})");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->drives.size(), 2u);
+  const DriveConfig& root = r->drives[0];
+  EXPECT_EQ(root.drive_id, "rootfs");
+  EXPECT_TRUE(root.is_root_device);
+  EXPECT_TRUE(root.is_read_only);
+  EXPECT_EQ(root.partuuid, "1-2");
+  EXPECT_EQ(root.cache_type, CacheType::kWriteback);
+  EXPECT_EQ(root.io_engine, IoEngine::kAsync);
+  ASSERT_TRUE(root.rate_limiter.has_value());
+  EXPECT_EQ(root.rate_limiter->bandwidth, (TokenBucketConfig{1000, 5, 100}));
+  EXPECT_FALSE(root.rate_limiter->ops.has_value());
+  const DriveConfig& data = r->drives[1];
+  EXPECT_EQ(data.drive_id, "data");
+  EXPECT_FALSE(data.is_read_only);
+  EXPECT_EQ(data.cache_type, CacheType::kUnsafe);
+  EXPECT_EQ(data.io_engine, IoEngine::kSync);
+  EXPECT_FALSE(data.rate_limiter.has_value());
+}
+
+TEST(ConfigFileTest, DriveErrorsNameTheField) {
+  auto drives = [](const std::string& body) {
+    return ErrorOf(R"({"boot-source": {"kernel_image_path": "k"}, "drives": [)" + body + "]}");
+  };
+  EXPECT_THAT(drives(R"({"drive_id": "a-b", "path_on_host": "/x", "is_root_device": false})"),
+              StartsWith("drives[0].drive_id: \"a-b\" is not a valid ID"));
+  EXPECT_THAT(drives(R"({"drive_id": "a", "is_root_device": false})"),
+              HasSubstr("missing required field \"path_on_host\" in drives[0]"));
+  EXPECT_THAT(drives(R"({"drive_id": "a", "path_on_host": "/x"})"),
+              HasSubstr("missing required field \"is_root_device\" in drives[0]"));
+  EXPECT_THAT(drives(R"({"drive_id": "a", "path_on_host": "/x", "is_root_device": false,
+                         "io_engine": "Fast"})"),
+              HasSubstr("drives[0].io_engine"));
+  EXPECT_THAT(drives(R"({"drive_id": "a", "path_on_host": "/x", "is_root_device": false,
+                         "socket": "/vhost.sock"})"),
+              HasSubstr("vhost-user"));
+  EXPECT_THAT(drives(R"({"drive_id": "a", "path_on_host": "/x", "is_root_device": false},
+                        {"drive_id": "b", "path_on_host": "/y", "is_root_device": false,
+                         "colour": 1})"),
+              HasSubstr("drives[1]"));
+  EXPECT_THAT(drives(R"({"drive_id": "a", "path_on_host": "/x", "is_root_device": true},
+                        {"drive_id": "b", "path_on_host": "/y", "is_root_device": true})"),
+              HasSubstr("second root device"));
+  EXPECT_THAT(ErrorOf(R"({"boot-source": {"kernel_image_path": "k"},
+                          "entropy": {"rate_limiter": {"ops": {"size": 1}}}})"),
+              HasSubstr("\"refill_time\" in entropy.rate_limiter.ops"));
+}
+
+TEST(ConfigFileTest, RoundTripDevices) {
+  VmConfig config = *ParseConfigFile(kMinimal);
+  DriveConfig d;
+  d.drive_id = "rootfs";
+  d.path_on_host = "/images/root \"1\".ext4";
+  d.is_root_device = true;
+  d.is_read_only = true;
+  d.partuuid = "abcd-01";
+  d.cache_type = CacheType::kWriteback;
+  d.rate_limiter = RateLimiterConfig{TokenBucketConfig{1 << 20, 0, 1000}, TokenBucketConfig{100, 10, 500}};
+  config.drives.push_back(d);
+  config.entropy = EntropyConfig{RateLimiterConfig{std::nullopt, TokenBucketConfig{4, 0, 10}}};
+  std::string json = VmConfigToJson(config);
+  auto again = ParseConfigFile(json);
+  ASSERT_TRUE(again.ok()) << again.error().message << "\n" << json;
+  ASSERT_EQ(again->drives.size(), 1u);
+  const DriveConfig& e = again->drives[0];
+  EXPECT_EQ(e.drive_id, d.drive_id);
+  EXPECT_EQ(e.path_on_host, d.path_on_host);
+  EXPECT_EQ(e.is_root_device, d.is_root_device);
+  EXPECT_EQ(e.is_read_only, d.is_read_only);
+  EXPECT_EQ(e.partuuid, d.partuuid);
+  EXPECT_EQ(e.cache_type, d.cache_type);
+  EXPECT_EQ(e.io_engine, d.io_engine);
+  EXPECT_EQ(e.rate_limiter, d.rate_limiter);
+  ASSERT_TRUE(again->entropy.has_value());
+  EXPECT_EQ(again->entropy->rate_limiter, config.entropy->rate_limiter);
 }
 
 TEST(ConfigFileTest, LoggerFields) {

@@ -5,8 +5,10 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "vmm/base/log.h"
+#include "vmm/base/rate_limiter_config.h"
 
 namespace ember {
 
@@ -48,11 +50,33 @@ struct MetricsConfig {
   std::string metrics_path;
 };
 
+enum class CacheType { kUnsafe, kWriteback };
+enum class IoEngine { kSync, kAsync };
+
+// One of the config file's "drives" (Firecracker's PUT /drives/{drive_id} body).
+struct DriveConfig {
+  std::string drive_id;
+  std::string path_on_host;
+  bool is_root_device = false;
+  bool is_read_only = false;
+  std::optional<std::string> partuuid;
+  CacheType cache_type = CacheType::kUnsafe;
+  IoEngine io_engine = IoEngine::kSync;
+  std::optional<RateLimiterConfig> rate_limiter;
+};
+
+// The config file's "entropy" object (PUT /entropy).
+struct EntropyConfig {
+  std::optional<RateLimiterConfig> rate_limiter;
+};
+
 struct VmConfig {
   std::optional<BootSourceConfig> boot_source;
   MachineConfig machine;
   std::optional<LoggerConfigFile> logger;
   std::optional<MetricsConfig> metrics;
+  std::vector<DriveConfig> drives;  // in the order given; the root device is attached first
+  std::optional<EntropyConfig> entropy;
 };
 
 }  // namespace ember
