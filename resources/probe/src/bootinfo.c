@@ -103,3 +103,21 @@ const struct boot_info *bootinfo(void) { return &g_info; }
 const char *boot_protocol_name(enum boot_protocol protocol) {
   return protocol == kBootPvh ? "pvh" : "linux64";
 }
+
+bool bootinfo_is_ram(uint64_t addr, uint64_t len) {
+  uint64_t end = addr + len;
+  if (end < addr) return false;
+  for (unsigned i = 0; i < g_info.mem_count; i++) {
+    const struct mem_range *r = &g_info.mem[i];
+    if (r->type == kE820Ram && r->addr <= addr && end <= r->addr + r->size) return true;
+  }
+  return false;
+}
+
+uint64_t bootinfo_ram_end(uint64_t addr) {
+  for (unsigned i = 0; i < g_info.mem_count; i++) {
+    const struct mem_range *r = &g_info.mem[i];
+    if (r->type == kE820Ram && r->addr <= addr && addr < r->addr + r->size) return r->addr + r->size;
+  }
+  return 0;
+}

@@ -3,6 +3,7 @@
 #ifndef PROBE_BOOTINFO_H
 #define PROBE_BOOTINFO_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 enum boot_protocol {
@@ -32,5 +33,10 @@ struct boot_info {
 void bootinfo_init(enum boot_protocol protocol, uint64_t info_paddr);
 const struct boot_info *bootinfo(void);
 const char *boot_protocol_name(enum boot_protocol protocol);
+
+// True when [addr, addr + len) lies inside one RAM entry of the memory map.
+bool bootinfo_is_ram(uint64_t addr, uint64_t len);
+// The end of the RAM entry containing addr (0 if none).
+uint64_t bootinfo_ram_end(uint64_t addr);
 
 #endif

@@ -3,6 +3,9 @@
 //   0x10000-0x10fff   AP real-mode trampoline (copied there by the smp scenario; SIPI vector 0x10)
 //   0x100000          image start: PVH 32-bit entry (head), 0x100200 the 64-bit Linux entry,
 //                     then text, rodata, data (GDT, page tables), bss (IDT, stacks)
+//   0x1000000-0x10fffff virtio queues: 32 KiB per virtio_mmio.device slot (up to 32)
+//   0x1100000-0x11fffff virtio request headers, status bytes, indirect tables, small buffers
+//   0x2000000-0x3ffffff blk-bench data buffers (never read or written by the probe)
 // Everything else the probe uses lives inside its image; see README.md.
 #ifndef PROBE_LAYOUT_H
 #define PROBE_LAYOUT_H
@@ -24,5 +27,17 @@
 #define AP_TRAMPOLINE_PADDR 0x10000
 
 #define ISR_STUB_SIZE 16
+
+// Virtio memory (guest RAM the probe owns; scenarios check it is in the memory map).
+#define VIRTIO_QUEUE_AREA 0x1000000
+#define VIRTIO_QUEUE_SLOT_SIZE 0x8000
+#define VIRTIO_REQ_AREA 0x1100000
+#define VIRTIO_REQ_AREA_SIZE 0x100000
+#define VIRTIO_REQ_HEADERS (VIRTIO_REQ_AREA + 0x0000)   // 256 block request headers, 16 bytes
+#define VIRTIO_REQ_STATUS (VIRTIO_REQ_AREA + 0x1000)    // 256 block status bytes
+#define VIRTIO_REQ_TABLES (VIRTIO_REQ_AREA + 0x2000)    // indirect descriptor tables, 56 KiB
+#define VIRTIO_REQ_BUFFERS (VIRTIO_REQ_AREA + 0x10000)  // small data buffers, 4 KiB each
+#define VIRTIO_BULK_AREA 0x2000000
+#define VIRTIO_BULK_AREA_SIZE 0x2000000
 
 #endif

@@ -11,6 +11,11 @@ static const struct scenario kScenarios[] = {
     {"serial-in", scenario_serial_in},
     {"idle", scenario_idle},
     {"triple-fault", scenario_triple_fault},
+    {"blk", scenario_blk},
+    {"blk-ro", scenario_blk_ro},
+    {"rng", scenario_rng},
+    {"evil-queue", scenario_evil_queue},
+    {"blk-bench", scenario_blk_bench},
 };
 
 const struct scenario *scenario_find(const char *name, size_t len) {
@@ -24,9 +29,11 @@ const struct scenario *scenario_find(const char *name, size_t len) {
 
 const char *scenario_failf(const char *fmt, ...) {
   static char reason[256];
+  char tmp[sizeof reason];  // arguments may point into `reason` (a nested failure)
   va_list ap;
   va_start(ap, fmt);
-  format_v(reason, sizeof reason, fmt, ap);
+  format_v(tmp, sizeof tmp, fmt, ap);
   va_end(ap);
+  memcpy(reason, tmp, sizeof reason);
   return reason;
 }
