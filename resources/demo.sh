@@ -9,6 +9,8 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 ninja -C build ember probe_images
 
 config=resources/examples/demo.json
+# The demo's drive: a fresh image carrying the pattern the probe's blk scenario reads.
+resources/examples/make-probe-disk.sh build/demo/disk.img
 if resources/kvm-usable.sh; then
   exec build/bin/ember --no-api --boot-timer --config-file "$config"
 fi

@@ -517,8 +517,12 @@ TEST(ConfigFileTest, DemoAndLargeProbeExamplesParse) {
   ASSERT_TRUE(demo->boot_source.has_value());
   EXPECT_EQ(demo->boot_source->kernel_image_path, "build/guest/probe.elf");
   EXPECT_EQ(demo->boot_source->boot_args,
-            "console=ttyS0 reboot=k panic=1 probe=boot,smp,irq probe.cpus=2 probe.mem_mib=128");
+            "console=ttyS0 reboot=k panic=1 probe=boot,smp,irq,blk,rng probe.cpus=2 "
+            "probe.mem_mib=128");
   EXPECT_EQ(demo->machine.vcpu_count, 2u);
+  ASSERT_EQ(demo->drives.size(), 1u);
+  EXPECT_EQ(demo->drives[0].path_on_host, "build/demo/disk.img");
+  EXPECT_TRUE(demo->entropy.has_value());
   EXPECT_EQ(demo->machine.mem_size_mib, 128u);
 
   auto large = LoadConfigFile(root + "/resources/examples/probe-4vcpu-4g.json");
