@@ -4,7 +4,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config
-  libseccomp-dev rapidjson-dev libcpp-httplib-dev libgtest-dev libgmock-dev
+  libseccomp-dev rapidjson-dev libcpp-httplib-dev libgtest-dev libgmock-dev clang libclang-rt-14-dev
   # Side-by-side peer for benchmarks and the independent check of the probe guest; also the
   # software-emulated test host (resources/testhost) on machines whose /dev/kvm is unusable.
   qemu-system-x86 busybox-static cpio lz4 xz-utils zstd python3 iproute2

@@ -155,7 +155,7 @@ void Block::ProcessQueue(size_t index) {
         break;
       }
     }
-    std::optional<uint32_t> len = Execute(chain);
+    std::optional<uint32_t> len = Execute(chain);  // bounded by the image size plus one
     queue.AddUsed(chain.head, len.value_or(0));
     used = true;
   }
@@ -179,9 +179,9 @@ std::optional<uint32_t> Block::Execute(const DescriptorChain& chain) {
   const uint64_t status_offset = chain.writable_bytes - 1;
   const uint64_t readable_data = chain.readable_bytes - sizeof(BlkReqHeader);
   const uint64_t writable_data = chain.writable_bytes - 1;
-  auto finish = [&](uint8_t status, uint32_t data_written) -> uint32_t {
+  auto finish = [&](uint8_t status, uint64_t data_written) -> uint32_t {
     chain.CopyToWritable(status_offset, &status, 1);
-    return data_written + 1;
+    return static_cast<uint32_t>(std::min<uint64_t>(data_written + 1, UINT32_MAX));
   };
 
   switch (header.type) {
@@ -194,7 +194,7 @@ std::optional<uint32_t> Block::Execute(const DescriptorChain& chain) {
         return finish(kBlkSIoErr, 0);
       }
       read_bytes_ += writable_data;
-      return finish(kBlkSOk, static_cast<uint32_t>(writable_data));
+      return finish(kBlkSOk, writable_data);
     case kBlkTOut:
       if (writable_data != 0) {
         CountError("an OUT request with a device-writable data buffer");
@@ -215,7 +215,7 @@ std::optional<uint32_t> Block::Execute(const DescriptorChain& chain) {
       return finish(kBlkSOk, 0);
     case kBlkTGetId: {
       size_t n = chain.CopyToWritable(0, id_.data(), std::min<uint64_t>(writable_data, kBlkIdBytes));
-      return finish(kBlkSOk, static_cast<uint32_t>(n));
+      return finish(kBlkSOk, n);
     }
     default:
       return finish(kBlkSUnsupp, 0);
@@ -254,6 +254,23 @@ BlockState Block::Save() const {
   s.writeback = options_.writeback;
   if (limiter_) s.rate_limiter = limiter_->Save();
   return s;
+}
+
+}  // namespace ember::virtio
+
+namespace ember::virtio {
+
+Status Block::Restore(const BlockState& state) {
+  // The drive is reopened from the configuration; its image must still be the one saved.
+  if (state.capacity_sectors != capacity_sectors_ || state.read_only != options_.read_only) {
+    return Error{StrFormat("%s: the image has %llu sectors%s, the snapshot %llu%s", name().c_str(),
+                           static_cast<unsigned long long>(capacity_sectors_),
+                           options_.read_only ? " (read-only)" : "",
+                           static_cast<unsigned long long>(state.capacity_sectors),
+                           state.read_only ? " (read-only)" : "")};
+  }
+  if (state.rate_limiter && limiter_) TRY_STATUS(limiter_->Restore(*state.rate_limiter));
+  return Ok();
 }
 
 }  // namespace ember::virtio

@@ -52,6 +52,9 @@ class Block : public VirtioDevice {
   const std::string& id() const { return id_; }
 
   BlockState Save() const;
+  // Applies a saved state to a drive opened from the same configuration (before the transport
+  // is restored): the image must have the saved size; the rate limiter's buckets come back.
+  Status Restore(const BlockState& state);
 
   // Counters (read from any thread for metrics and logs).
   uint64_t read_bytes() const { return read_bytes_; }

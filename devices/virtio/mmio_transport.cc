@@ -287,15 +287,17 @@ Status MmioTransport::Restore(const MmioTransportState& state) {
     return Error{StrFormat("%s: the saved state has %zu queues, the device %zu",
                            device_->name().c_str(), state.queues.size(), queues_.size())};
   }
+  for (size_t i = 0; i < queues_.size(); i++) {
+    if (state.queues[i].max_size != queues_[i].state().max_size) {
+      return Error{StrFormat("%s: queue %zu max size differs", device_->name().c_str(), i)};
+    }
+  }
   device_->Reset();
   regs_ = state;
   regs_.queues.clear();
   for (size_t i = 0; i < queues_.size(); i++) {
     queues_[i].Reset();
     QueueState saved = state.queues[i];
-    if (saved.max_size != queues_[i].state().max_size) {
-      return Error{StrFormat("%s: queue %zu max size differs", device_->name().c_str(), i)};
-    }
     queues_[i].config() = saved;
     if (state.activated) TRY_STATUS(queues_[i].Activate(memory_, state.acked_features));
     queues_[i].config() = saved;  // Activate recomputed event_idx/indirect from the same features

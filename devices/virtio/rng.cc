@@ -96,4 +96,9 @@ RngState Rng::Save() const {
   return s;
 }
 
+Status Rng::Restore(const RngState& state) {
+  if (state.rate_limiter && limiter_) TRY_STATUS(limiter_->Restore(*state.rate_limiter));
+  return Ok();
+}
+
 }  // namespace ember::virtio

@@ -31,6 +31,7 @@ class Rng : public VirtioDevice {
   void OnEventFd(int fd) override;
 
   RngState Save() const;
+  Status Restore(const RngState& state);
   uint64_t bytes() const { return bytes_; }
 
  private:
