@@ -93,6 +93,8 @@ void TokenBucket::Refill(uint64_t now_ns) {
   uint64_t tokens = static_cast<uint64_t>(total / reduced_period_ns_);
   refill_remainder_ = static_cast<uint64_t>(total % reduced_period_ns_);
   budget_ = std::min(SaturatingAdd(budget_, tokens), size_);
+  // A full bucket holds no part-token either.
+  if (budget_ == size_) refill_remainder_ = 0;
 }
 
 TokenBucket::Reduction TokenBucket::Reduce(uint64_t tokens, uint64_t now_ns) {
@@ -109,8 +111,12 @@ TokenBucket::Reduction TokenBucket::Reduce(uint64_t tokens, uint64_t now_ns) {
     tokens -= one_time_burst_;
     one_time_burst_ = 0;
   }
+  // Refilled before every reduction, not only when the budget runs short: time that passes
+  // while the bucket is full must not be banked. Firecracker refills only on a shortfall, so
+  // after an idle spell its first refill counts the idle time too and lets up to one extra
+  // bucketful through at once (measured here: a drive limited to 8 MiB/s read at 9.7 MiB/s).
+  Refill(now_ns);
   if (tokens > budget_) {
-    Refill(now_ns);
     if (tokens > size_) {
       // More than the bucket can ever hold: let it through (it could never succeed otherwise)
       // and make the device wait as long as refilling the excess would take.

@@ -55,6 +55,21 @@ TEST(TokenBucketRateLimitTest, DisabledWhenSizeOrRefillIsZeroOrRefillOverflows) 
   EXPECT_TRUE(TokenBucket::Create(Bucket(10, 0, UINT64_MAX / 1'000'000), 0));
 }
 
+// Time that passes while the bucket is full is not banked: after a long idle spell and a
+// drain, only what elapsed since the drain comes back (Firecracker would refill to full here).
+TEST(TokenBucketRateLimitTest, IdleTimeWhileFullIsNotBanked) {
+  uint64_t t = 0;
+  auto b = TokenBucket::Create(Bucket(1000, 0, 1000), t);
+  ASSERT_TRUE(b);
+  t += 5 * kSec;
+  EXPECT_EQ(b->Reduce(1000, t).outcome, TokenBucket::Outcome::kSuccess);
+  t += 100 * kMs;
+  EXPECT_EQ(b->Reduce(200, t).outcome, TokenBucket::Outcome::kFailure);
+  EXPECT_EQ(b->budget(), 100u);
+  EXPECT_EQ(b->Reduce(100, t).outcome, TokenBucket::Outcome::kSuccess);
+  EXPECT_EQ(b->budget(), 0u);
+}
+
 TEST(TokenBucketRateLimitTest, StartsFull) {
   auto b = TokenBucket::Create(Bucket(1000, 0, 1000), 0);
   ASSERT_TRUE(b);
