@@ -65,6 +65,21 @@ TEST(GuestMemoryTest, AccessOutsideRamIsAnErrorNeverAHostAccess) {
   EXPECT_EQ(mem->total_bytes(), 0x11000u);
 }
 
+// A host access that runs off a region (a device bug) faults on a guard page instead of landing
+// in whatever is mapped next.
+TEST(GuestMemoryDeathTest, RegionsSitBetweenGuardPages) {
+  auto mem = GuestMemory::Create({{0, 0x10000}, {0x100000, 0x1000}});
+  ASSERT_TRUE(mem.ok()) << mem.error().message;
+  for (const GuestRegion& r : mem->regions()) {
+    volatile uint8_t* before = r.host - 1;
+    volatile uint8_t* after = r.host + r.range.size;
+    EXPECT_DEATH(*after = 1, "");
+    EXPECT_DEATH((void)*before, "");
+    r.host[0] = 1;  // the region itself is usable
+    r.host[r.range.size - 1] = 1;
+  }
+}
+
 TEST(GuestMemoryTest, OverlappingRangesAreRejected) {
   EXPECT_FALSE(GuestMemory::Create({{0, 0x2000}, {0x1000, 0x1000}}).ok());
   EXPECT_FALSE(GuestMemory::Create({{0, 0}}).ok());
