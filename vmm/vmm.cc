@@ -52,6 +52,30 @@ class IrqfdLine : public IrqLine {
   EventFd fd_;
 };
 
+}  // namespace
+
+// The event loop as one virtio device sees it: readiness of the fds it watches goes to its
+// transport (which takes the device's lock).
+class Vmm::TransportEvents : public virtio::EventWatcher {
+ public:
+  TransportEvents(EventLoop* loop, virtio::MmioTransport* transport)
+      : loop_(loop), transport_(transport) {}
+  Status Watch(int fd, uint32_t events) override {
+    if (loop_->Watching(fd)) return loop_->Modify(fd, events);
+    virtio::MmioTransport* t = transport_;
+    return loop_->Add(fd, events, [t, fd](uint32_t ready) { t->OnEventFd(fd, ready); });
+  }
+  void Unwatch(int fd) override {
+    if (loop_->Watching(fd)) (void)loop_->Remove(fd);
+  }
+
+ private:
+  EventLoop* loop_;
+  virtio::MmioTransport* transport_;
+};
+
+namespace {
+
 Result<std::unique_ptr<IrqfdLine>> CreateIrqLine(const VmFd& vm, uint32_t gsi) {
   EventFd fd = TRY(EventFd::Create(EFD_NONBLOCK));
   TRY_STATUS(vm.RegisterIrqfd(fd.fd(), gsi));
@@ -248,9 +272,8 @@ Status Vmm::WatchVirtioDevices() {
         transport->OnQueueNotify(static_cast<uint32_t>(q));
       }));
     }
-    for (int fd : slot.device->event_fds()) {
-      TRY_STATUS(loop_->Add(fd, EPOLLIN, [fd, transport](uint32_t) { transport->OnEventFd(fd); }));
-    }
+    slot.events = std::make_unique<TransportEvents>(&*loop_, transport);
+    TRY_STATUS(transport->AttachEvents(slot.events.get()));
   }
   return Ok();
 }

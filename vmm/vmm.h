@@ -51,6 +51,7 @@ class Vmm {
 
  private:
   Vmm() = default;
+  class TransportEvents;
 
   // Boot steps, in order (see Build()).
   Status CreateGuestMemory(const MachineConfig& machine);
@@ -88,6 +89,7 @@ class Vmm {
     uint64_t base = 0;
     uint32_t gsi = 0;
     std::vector<EventFd> queue_events;  // ioeventfds, one per queue (datamatch = index)
+    std::unique_ptr<virtio::EventWatcher> events;  // the event loop, as this device sees it
   };
   std::vector<VirtioSlot> virtio_;
   std::string root_cmdline_;  // "root=/dev/vda rw" when a drive is the root device

@@ -1,5 +1,6 @@
 #include "devices/virtio/block.h"
 
+#include <sys/epoll.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
@@ -111,12 +112,13 @@ uint64_t Block::offered_features() const {
   return f;
 }
 
-std::vector<int> Block::event_fds() const {
-  if (limiter_ && limiter_->timer_fd() >= 0) return {limiter_->timer_fd()};
-  return {};
+Status Block::AttachEvents(EventWatcher* watcher) {
+  TRY_STATUS(VirtioDevice::AttachEvents(watcher));
+  if (limiter_ && limiter_->timer_fd() >= 0) TRY_STATUS(watcher->Watch(limiter_->timer_fd(), EPOLLIN));
+  return Ok();
 }
 
-void Block::OnEventFd(int fd) {
+void Block::OnEventFd(int fd, uint32_t /*events*/) {
   if (!limiter_ || fd != limiter_->timer_fd()) return;
   limiter_->OnTimerEvent();
   if (active()) ProcessQueue(0);

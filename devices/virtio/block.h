@@ -44,8 +44,8 @@ class Block : public VirtioDevice {
   uint64_t offered_features() const override;
   size_t queue_count() const override { return 1; }
   void ProcessQueue(size_t index) override;
-  std::vector<int> event_fds() const override;
-  void OnEventFd(int fd) override;
+  Status AttachEvents(EventWatcher* watcher) override;
+  void OnEventFd(int fd, uint32_t events) override;
 
   uint64_t capacity_sectors() const { return capacity_sectors_; }
   // The 20 bytes GET_ID answers (dev, rdev and inode of the image, as Firecracker derives it).

@@ -244,9 +244,14 @@ void MmioTransport::OnQueueNotify(uint32_t index) {
   device_->ProcessQueue(index);
 }
 
-void MmioTransport::OnEventFd(int fd) {
+Status MmioTransport::AttachEvents(EventWatcher* watcher) {
   std::lock_guard<std::mutex> lock(mu_);
-  device_->OnEventFd(fd);
+  return device_->AttachEvents(watcher);
+}
+
+void MmioTransport::OnEventFd(int fd, uint32_t events) {
+  std::lock_guard<std::mutex> lock(mu_);
+  device_->OnEventFd(fd, events);
 }
 
 void MmioTransport::NotifyConfigChange() {

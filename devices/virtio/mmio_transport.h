@@ -41,8 +41,10 @@ class MmioTransport : public BusDevice, private DeviceCallbacks {
 
   // The ioeventfd of queue `index` fired.
   void OnQueueNotify(uint32_t index);
-  // One of device->event_fds() is readable.
-  void OnEventFd(int fd);
+  // Hands the device the VMM thread's event loop (once, before the guest runs).
+  Status AttachEvents(EventWatcher* watcher);
+  // An fd the device watches is ready.
+  void OnEventFd(int fd, uint32_t events);
   // Announces a change of the device's configuration space (e.g. a resized drive).
   void NotifyConfigChange();
 

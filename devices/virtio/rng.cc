@@ -1,5 +1,6 @@
 #include "devices/virtio/rng.h"
 
+#include <sys/epoll.h>
 #include <sys/random.h>
 
 #include <cstring>
@@ -14,12 +15,13 @@ Result<std::shared_ptr<Rng>> Rng::Create(const std::optional<RateLimiterConfig>&
   return rng;
 }
 
-std::vector<int> Rng::event_fds() const {
-  if (limiter_ && limiter_->timer_fd() >= 0) return {limiter_->timer_fd()};
-  return {};
+Status Rng::AttachEvents(EventWatcher* watcher) {
+  TRY_STATUS(VirtioDevice::AttachEvents(watcher));
+  if (limiter_ && limiter_->timer_fd() >= 0) TRY_STATUS(watcher->Watch(limiter_->timer_fd(), EPOLLIN));
+  return Ok();
 }
 
-void Rng::OnEventFd(int fd) {
+void Rng::OnEventFd(int fd, uint32_t /*events*/) {
   if (!limiter_ || fd != limiter_->timer_fd()) return;
   limiter_->OnTimerEvent();
   if (active()) ProcessQueue(0);

@@ -27,8 +27,8 @@ class Rng : public VirtioDevice {
   uint64_t offered_features() const override { return Bit(kFVersion1) | Bit(kFEventIdx); }
   size_t queue_count() const override { return 1; }
   void ProcessQueue(size_t index) override;
-  std::vector<int> event_fds() const override;
-  void OnEventFd(int fd) override;
+  Status AttachEvents(EventWatcher* watcher) override;
+  void OnEventFd(int fd, uint32_t events) override;
 
   RngState Save() const;
   Status Restore(const RngState& state);

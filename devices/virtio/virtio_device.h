@@ -25,6 +25,16 @@ class DeviceCallbacks {
   virtual void SetNeedsReset() = 0;
 };
 
+// The VMM thread's event loop as a device sees it: fds the device wants to hear about (rate
+// limiter timers, a TAP, Unix sockets). Readiness calls the device's OnEventFd with the
+// transport's lock held. Watch on an fd already watched changes its events.
+class EventWatcher {
+ public:
+  virtual ~EventWatcher() = default;
+  virtual Status Watch(int fd, uint32_t events) = 0;
+  virtual void Unwatch(int fd) = 0;
+};
+
 struct ActiveQueues {
   const GuestMemory* memory = nullptr;
   std::vector<Queue>* queues = nullptr;
@@ -52,9 +62,14 @@ class VirtioDevice {
   bool active() const { return active_.queues != nullptr; }
   // The driver notified queue `index` (through its ioeventfd).
   virtual void ProcessQueue(size_t index) = 0;
-  // Other fds the VMM thread watches for this device (rate-limiter timers, TAPs, sockets).
-  virtual std::vector<int> event_fds() const { return {}; }
-  virtual void OnEventFd(int /*fd*/) {}
+  // Called once, before the guest runs, with the VMM thread's event loop: the device watches
+  // its fds (rate-limiter timers, a TAP, listening sockets) now, and others as they appear.
+  virtual Status AttachEvents(EventWatcher* watcher) {
+    watcher_ = watcher;
+    return Ok();
+  }
+  // A watched fd is ready (`events` as epoll reports them).
+  virtual void OnEventFd(int /*fd*/, uint32_t /*events*/) {}
 
   const std::string& name() const { return name_; }
   // Hostile or malformed guest input detected by this device or its transport.
@@ -69,6 +84,7 @@ class VirtioDevice {
   void MaybeSignal(Queue& queue);
   std::vector<uint8_t> config_space_;  // served by the default ReadConfig
   ActiveQueues active_;
+  EventWatcher* watcher_ = nullptr;  // set by AttachEvents
 
  private:
   std::string name_;

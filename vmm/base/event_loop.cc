@@ -29,6 +29,15 @@ Status EventLoop::Remove(int fd) {
   return Ok();
 }
 
+Status EventLoop::Modify(int fd, uint32_t events) {
+  struct epoll_event ev = {};
+  ev.events = events;
+  ev.data.fd = fd;
+  if (epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev) != 0)
+    return Error::Errno(StrFormat("epoll_ctl(MOD, fd %d)", fd));
+  return Ok();
+}
+
 Result<int> EventLoop::RunOnce(int timeout_ms) {
   struct epoll_event events[32];
   int n = epoll_wait(epoll_.get(), events, 32, timeout_ms);

@@ -21,6 +21,9 @@ class EventLoop {
   // Watches fd (not owned) for `events` (EPOLLIN, ...).
   Status Add(int fd, uint32_t events, Callback callback);
   Status Remove(int fd);
+  // Changes the events an added fd is watched for.
+  Status Modify(int fd, uint32_t events);
+  bool Watching(int fd) const { return callbacks_.count(fd) != 0; }
   // Waits up to timeout_ms (-1: forever) and dispatches what is ready. Returns how many events
   // were dispatched.
   Result<int> RunOnce(int timeout_ms);
