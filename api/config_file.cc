@@ -18,7 +18,7 @@ namespace {
 constexpr size_t kMaxConfigFileBytes = 16u << 20;
 
 // Firecracker's VmmConfig keys (resources.rs), handled now or later.
-constexpr std::string_view kArraySectionsNotYet[] = {"network-interfaces", "pmem"};
+constexpr std::string_view kArraySectionsNotYet[] = {"pmem"};
 constexpr std::string_view kObjectSectionsNotYet[] = {"vsock", "balloon", "mmds-config",
                                                       "cpu-config", "memory-hotplug"};
 
@@ -214,6 +214,80 @@ Result<std::vector<DriveConfig>> ParseDrives(const JsonFields& top) {
   return drives;
 }
 
+std::optional<std::array<uint8_t, 6>> ParseMac(const std::string& text) {
+  std::array<uint8_t, 6> mac;
+  if (text.size() != 17) return std::nullopt;
+  for (size_t i = 0; i < 6; i++) {
+    if (i > 0 && text[3 * i - 1] != ':') return std::nullopt;
+    unsigned byte = 0;
+    for (size_t j = 0; j < 2; j++) {
+      char c = text[3 * i + j];
+      int v = isdigit(static_cast<unsigned char>(c)) ? c - '0'
+              : (c >= 'a' && c <= 'f')               ? c - 'a' + 10
+              : (c >= 'A' && c <= 'F')               ? c - 'A' + 10
+                                                     : -1;
+      if (v < 0) return std::nullopt;
+      byte = byte * 16 + static_cast<unsigned>(v);
+    }
+    mac[i] = static_cast<uint8_t>(byte);
+  }
+  return mac;
+}
+
+Result<NetworkInterfaceConfig> ParseNetworkInterface(const rapidjson::Value& value,
+                                                     const std::string& path) {
+  JsonFields f = TRY(JsonFields::Open(value, path,
+                                      {"iface_id", "host_dev_name", "guest_mac", "mtu",
+                                       "rx_rate_limiter", "tx_rate_limiter",
+                                       "allow_mmds_requests"}));
+  NetworkInterfaceConfig net;
+  net.iface_id = TRY(f.String("iface_id"));
+  TRY_STATUS(CheckId(net.iface_id, f.FieldPath("iface_id")));
+  net.host_dev_name = TRY(f.String("host_dev_name"));
+  if (net.host_dev_name.size() >= 16) {
+    return Error{f.FieldPath("host_dev_name") + ": \"" + net.host_dev_name +
+                 "\" is longer than an interface name can be (15 characters)"};
+  }
+  if (std::optional<std::string> mac = TRY(f.OptionalString("guest_mac"))) {
+    net.guest_mac = ParseMac(*mac);
+    if (!net.guest_mac) {
+      return Error{f.FieldPath("guest_mac") + ": \"" + *mac +
+                   "\" is not a MAC address (expected six hex pairs such as 06:00:ac:10:00:02)"};
+    }
+  }
+  if (f.Find("mtu")) net.mtu = static_cast<uint16_t>(TRY(f.Uint("mtu", 68, 65535)));
+  net.rx_rate_limiter = TRY(ParseOptionalRateLimiter(f, "rx_rate_limiter"));
+  net.tx_rate_limiter = TRY(ParseOptionalRateLimiter(f, "tx_rate_limiter"));
+  // allow_mmds_requests: pre-1.0 MMDS switch (firecracker-clients §5); MMDS is configured with
+  // mmds-config now, so the old field is accepted and has no effect.
+  if (f.Find("allow_mmds_requests")) (void)TRY(f.OptionalBool("allow_mmds_requests"));
+  return net;
+}
+
+Result<std::vector<NetworkInterfaceConfig>> ParseNetworkInterfaces(const JsonFields& top) {
+  std::vector<NetworkInterfaceConfig> nets;
+  const rapidjson::Value* v = top.Find("network-interfaces");
+  if (!v) return nets;
+  if (!v->IsArray()) return top.WrongType("network-interfaces", "an array");
+  for (rapidjson::SizeType i = 0; i < v->Size(); i++) {
+    std::string path = StrFormat("network-interfaces[%u]", i);
+    NetworkInterfaceConfig net = TRY(ParseNetworkInterface((*v)[i], path));
+    for (const NetworkInterfaceConfig& other : nets) {
+      if (other.iface_id == net.iface_id) {
+        return Error{path + ".iface_id: \"" + net.iface_id + "\" is used twice"};
+      }
+      if (other.host_dev_name == net.host_dev_name) {
+        return Error{path + ".host_dev_name: \"" + net.host_dev_name + "\" is used twice"};
+      }
+      if (net.guest_mac && other.guest_mac == net.guest_mac) {
+        return Error{path + ".guest_mac: the same MAC address is used twice"};
+      }
+    }
+    nets.push_back(std::move(net));
+  }
+  return nets;
+}
+
 Result<std::optional<EntropyConfig>> ParseEntropy(const JsonFields& top) {
   const rapidjson::Value* v = top.Find("entropy");
   if (!v) return std::optional<EntropyConfig>();
@@ -382,6 +456,34 @@ void WriteDrives(JsonWriter& w, const std::vector<DriveConfig>& drives) {
   w.EndArray();
 }
 
+void WriteNetworkInterfaces(JsonWriter& w, const std::vector<NetworkInterfaceConfig>& nets) {
+  WriteKey(w, "network-interfaces");
+  w.StartArray();
+  for (const NetworkInterfaceConfig& n : nets) {
+    w.StartObject();
+    WriteKey(w, "iface_id");
+    WriteString(w, n.iface_id);
+    WriteKey(w, "host_dev_name");
+    WriteString(w, n.host_dev_name);
+    WriteKey(w, "guest_mac");
+    if (n.guest_mac) {
+      const auto& m = *n.guest_mac;
+      WriteString(w, StrFormat("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]));
+    } else {
+      w.Null();
+    }
+    WriteKey(w, "mtu");
+    if (n.mtu)
+      w.Uint(*n.mtu);
+    else
+      w.Null();
+    WriteRateLimiter(w, "rx_rate_limiter", n.rx_rate_limiter);
+    WriteRateLimiter(w, "tx_rate_limiter", n.tx_rate_limiter);
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
 void WriteEntropy(JsonWriter& w, const std::optional<EntropyConfig>& entropy) {
   WriteKey(w, "entropy");
   if (!entropy) {
@@ -421,6 +523,7 @@ Result<VmConfig> ParseConfigFile(std::string_view json) {
   config.metrics = TRY(ParseMetrics(top));
   config.drives = TRY(ParseDrives(top));
   config.entropy = TRY(ParseEntropy(top));
+  config.network_interfaces = TRY(ParseNetworkInterfaces(top));
   return config;
 }
 
@@ -458,7 +561,7 @@ std::string VmConfigToJson(const VmConfig& config) {
   WriteMachineConfig(w, config.machine);
   WriteMetrics(w, config.metrics);
   WriteNull(w, "mmds-config");
-  WriteEmptyArray(w, "network-interfaces");
+  WriteNetworkInterfaces(w, config.network_interfaces);
   WriteNull(w, "vsock");
   WriteEntropy(w, config.entropy);
   WriteEmptyArray(w, "pmem");

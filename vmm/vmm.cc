@@ -15,6 +15,7 @@
 #include "vmm/base/strings.h"
 #include "vmm/boot/boot.h"
 #include "devices/virtio/block.h"
+#include "devices/virtio/net.h"
 #include "devices/virtio/rng.h"
 
 namespace ember {
@@ -232,6 +233,17 @@ Status Vmm::CreateVirtioDevices(const VmConfig& config) {
       root_cmdline_ += drive.is_read_only ? " ro" : " rw";
     }
   }
+  // Firecracker's attach order: block devices, then network, then vsock and entropy.
+  for (const NetworkInterfaceConfig& net : config.network_interfaces) {
+    virtio::NetOptions options;
+    options.iface_id = net.iface_id;
+    options.host_dev_name = net.host_dev_name;
+    options.guest_mac = net.guest_mac;
+    options.mtu = net.mtu;
+    options.rx_rate_limiter = net.rx_rate_limiter;
+    options.tx_rate_limiter = net.tx_rate_limiter;
+    devices.push_back(TRY(virtio::Net::Open(options)));
+  }
   if (config.entropy) devices.push_back(TRY(virtio::Rng::Create(config.entropy->rate_limiter)));
   if (devices.size() > kLastVirtioGsi - kFirstVirtioGsi + 1) {
     return Error{StrFormat("%zu virtio devices configured; at most %u fit the interrupt lines",
@@ -283,6 +295,18 @@ void Vmm::LogVirtioCounters() {
     if (uint64_t errors = slot.device->errors()) {
       LOG_INFO("%s: %llu invalid requests or register accesses from the guest",
                slot.device->name().c_str(), static_cast<unsigned long long>(errors));
+    }
+    if (auto* net = dynamic_cast<const virtio::Net*>(slot.device.get())) {
+      virtio::NetCounters c = net->counters();
+      LOG_DEBUG("%s: rx %llu frames %llu bytes, tx %llu frames %llu bytes, %llu dropped by the "
+                "TAP, throttled rx %llu tx %llu",
+                net->name().c_str(), static_cast<unsigned long long>(c.rx_frames),
+                static_cast<unsigned long long>(c.rx_bytes),
+                static_cast<unsigned long long>(c.tx_frames),
+                static_cast<unsigned long long>(c.tx_bytes),
+                static_cast<unsigned long long>(c.tx_dropped),
+                static_cast<unsigned long long>(c.rx_throttled),
+                static_cast<unsigned long long>(c.tx_throttled));
     }
     if (auto* block = dynamic_cast<const virtio::Block*>(slot.device.get())) {
       LOG_DEBUG("%s: %llu requests, %llu bytes read, %llu written, %llu throttled",

@@ -95,8 +95,8 @@ class Queue {
   // with *error kNone and *chain filled, or true with a chain error: the head was taken and
   // should be returned to the driver with AddUsed(head, 0).
   bool Pop(DescriptorChain* chain, QueueError* error);
-  // Puts the last popped chain back (a rate limiter refused it).
-  void UndoPop() { state_.next_avail--; }
+  // Puts the last `n` popped chains back (a rate limiter refused them, or they were not needed).
+  void UndoPop(uint16_t n = 1) { state_.next_avail -= n; }
   // Entries the driver has made available and the device has not taken (0 on a broken ring).
   uint16_t Pending() const;
 

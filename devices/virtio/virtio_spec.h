@@ -3,6 +3,7 @@
 // block device's request format (5.2.6). Values only; no driver code shares this header.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace ember::virtio {
@@ -109,5 +110,25 @@ struct BlkReqHeader {
   uint64_t sector;
 };
 static_assert(sizeof(BlkReqHeader) == 16);
+
+// 5.1 Network device.
+inline constexpr int kNetFCsum = 0;
+inline constexpr int kNetFGuestCsum = 1;
+inline constexpr int kNetFMtu = 3;
+inline constexpr int kNetFMac = 5;
+inline constexpr int kNetFGuestTso4 = 7;
+inline constexpr int kNetFGuestTso6 = 8;
+inline constexpr int kNetFGuestUfo = 10;
+inline constexpr int kNetFHostTso4 = 11;
+inline constexpr int kNetFHostTso6 = 12;
+inline constexpr int kNetFHostUfo = 14;
+inline constexpr int kNetFMrgRxbuf = 15;
+// struct virtio_net_hdr_v1: flags, gso_type, hdr_len, gso_size, csum_start, csum_offset,
+// num_buffers (all modern devices use this 12-byte form).
+inline constexpr size_t kNetHdrLen = 12;
+inline constexpr size_t kNetHdrNumBuffersOffset = 10;
+// The largest frame: a 64 KiB GSO packet plus its Ethernet and VLAN header (Firecracker's
+// MAX_BUFFER_SIZE = 65562 including the virtio header).
+inline constexpr size_t kNetMaxFrame = 65550;
 
 }  // namespace ember::virtio

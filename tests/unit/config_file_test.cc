@@ -269,8 +269,6 @@ TEST(ConfigFileTest, CpuTemplateOnlyNone) {
 
 TEST(ConfigFileTest, DeviceSectionsAreNotSupportedYet) {
   const std::string boot = R"("boot-source": {"kernel_image_path": "k"})";
-  EXPECT_EQ(ErrorOf("{" + boot + R"(, "network-interfaces": [{}]})"),
-            "network-interfaces is not supported yet");
   EXPECT_EQ(ErrorOf("{" + boot + R"(, "pmem": [{}]})"), "pmem is not supported yet");
   for (const char* key : {"vsock", "balloon", "mmds-config", "cpu-config", "memory-hotplug"}) {
     EXPECT_EQ(ErrorOf("{" + boot + ", \"" + key + "\": {}}"),
@@ -339,6 +337,46 @@ TEST(ConfigFileTest, DriveErrorsNameTheField) {
               HasSubstr("\"refill_time\" in entropy.rate_limiter.ops"));
 }
 
+TEST(ConfigFileTest, NetworkInterfaces) {
+  auto r = ParseConfigFile(R"({"boot-source": {"kernel_image_path": "k"}, "network-interfaces": [
+      {"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "06:00:AC:10:00:02",
+       "mtu": 1500, "rx_rate_limiter": {"ops": {"size": 100, "refill_time": 1000}},
+       "allow_mmds_requests": true},
+      {"iface_id": "eth1", "host_dev_name": "tap1"}]})");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->network_interfaces.size(), 2u);
+  const NetworkInterfaceConfig& n = r->network_interfaces[0];
+  EXPECT_EQ(n.iface_id, "eth0");
+  EXPECT_EQ(n.host_dev_name, "tap0");
+  ASSERT_TRUE(n.guest_mac.has_value());
+  EXPECT_EQ(*n.guest_mac, (std::array<uint8_t, 6>{0x06, 0x00, 0xac, 0x10, 0x00, 0x02}));
+  EXPECT_EQ(n.mtu, 1500);
+  ASSERT_TRUE(n.rx_rate_limiter.has_value());
+  EXPECT_EQ(n.rx_rate_limiter->ops, (TokenBucketConfig{100, 0, 1000}));
+  EXPECT_FALSE(n.tx_rate_limiter.has_value());
+  EXPECT_FALSE(r->network_interfaces[1].guest_mac.has_value());
+
+  auto nets = [](const std::string& body) {
+    return ErrorOf(R"({"boot-source": {"kernel_image_path": "k"}, "network-interfaces": [)" +
+                   body + "]}");
+  };
+  EXPECT_THAT(nets(R"({"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "06:00:ac"})"),
+              StartsWith("network-interfaces[0].guest_mac: \"06:00:ac\" is not a MAC address"));
+  EXPECT_THAT(nets(R"({"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "g6:00:ac:10:00:02"})"),
+              HasSubstr("not a MAC address"));
+  EXPECT_THAT(nets(R"({"iface_id": "eth0", "host_dev_name": "tap0", "mtu": 67})"),
+              HasSubstr("network-interfaces[0].mtu"));
+  EXPECT_THAT(nets(R"({"iface_id": "eth0", "host_dev_name": "a-very-long-tap-name0"})"),
+              HasSubstr("interface name"));
+  EXPECT_THAT(nets(R"({"iface_id": "eth0", "host_dev_name": "tap0"},
+                      {"iface_id": "eth1", "host_dev_name": "tap0"})"),
+              HasSubstr("network-interfaces[1].host_dev_name"));
+  EXPECT_THAT(nets(R"({"iface_id": "eth0", "host_dev_name": "tap0"},
+                      {"iface_id": "eth0", "host_dev_name": "tap1"})"),
+              HasSubstr("used twice"));
+  EXPECT_THAT(nets(R"({"host_dev_name": "tap0"})"), HasSubstr("iface_id"));
+}
+
 TEST(ConfigFileTest, RoundTripDevices) {
   VmConfig config = *ParseConfigFile(kMinimal);
   DriveConfig d;
@@ -351,6 +389,13 @@ TEST(ConfigFileTest, RoundTripDevices) {
   d.rate_limiter = RateLimiterConfig{TokenBucketConfig{1 << 20, 0, 1000}, TokenBucketConfig{100, 10, 500}};
   config.drives.push_back(d);
   config.entropy = EntropyConfig{RateLimiterConfig{std::nullopt, TokenBucketConfig{4, 0, 10}}};
+  NetworkInterfaceConfig net;
+  net.iface_id = "eth0";
+  net.host_dev_name = "tap0";
+  net.guest_mac = std::array<uint8_t, 6>{0x06, 0, 0xac, 0x10, 0, 0x02};
+  net.mtu = 9000;
+  net.tx_rate_limiter = RateLimiterConfig{TokenBucketConfig{1000, 0, 100}, std::nullopt};
+  config.network_interfaces.push_back(net);
   std::string json = VmConfigToJson(config);
   auto again = ParseConfigFile(json);
   ASSERT_TRUE(again.ok()) << again.error().message << "\n" << json;
@@ -364,6 +409,13 @@ TEST(ConfigFileTest, RoundTripDevices) {
   EXPECT_EQ(e.cache_type, d.cache_type);
   EXPECT_EQ(e.io_engine, d.io_engine);
   EXPECT_EQ(e.rate_limiter, d.rate_limiter);
+  ASSERT_EQ(again->network_interfaces.size(), 1u);
+  EXPECT_EQ(again->network_interfaces[0].iface_id, "eth0");
+  EXPECT_EQ(again->network_interfaces[0].host_dev_name, "tap0");
+  EXPECT_EQ(again->network_interfaces[0].guest_mac, net.guest_mac);
+  EXPECT_EQ(again->network_interfaces[0].mtu, net.mtu);
+  EXPECT_EQ(again->network_interfaces[0].tx_rate_limiter, net.tx_rate_limiter);
+  EXPECT_FALSE(again->network_interfaces[0].rx_rate_limiter.has_value());
   ASSERT_TRUE(again->entropy.has_value());
   EXPECT_EQ(again->entropy->rate_limiter, config.entropy->rate_limiter);
 }

@@ -2,6 +2,7 @@
 // later, the REST API) and consumed by the builder; nothing below api/ sees JSON.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -65,6 +66,16 @@ struct DriveConfig {
   std::optional<RateLimiterConfig> rate_limiter;
 };
 
+// One of the config file's "network-interfaces" (PUT /network-interfaces/{iface_id}).
+struct NetworkInterfaceConfig {
+  std::string iface_id;
+  std::string host_dev_name;
+  std::optional<std::array<uint8_t, 6>> guest_mac;
+  std::optional<uint16_t> mtu;
+  std::optional<RateLimiterConfig> rx_rate_limiter;
+  std::optional<RateLimiterConfig> tx_rate_limiter;
+};
+
 // The config file's "entropy" object (PUT /entropy).
 struct EntropyConfig {
   std::optional<RateLimiterConfig> rate_limiter;
@@ -77,6 +88,7 @@ struct VmConfig {
   std::optional<MetricsConfig> metrics;
   std::vector<DriveConfig> drives;  // in the order given; the root device is attached first
   std::optional<EntropyConfig> entropy;
+  std::vector<NetworkInterfaceConfig> network_interfaces;
 };
 
 }  // namespace ember

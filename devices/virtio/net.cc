@@ -1,0 +1,336 @@
+#include "devices/virtio/net.h"
+
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "vmm/base/log.h"
+#include "vmm/base/strings.h"
+
+namespace ember::virtio {
+namespace {
+
+constexpr size_t kRxQueue = 0;
+constexpr size_t kTxQueue = 1;
+constexpr size_t kMaxFrameWithHeader = kNetHdrLen + kNetMaxFrame;
+
+}  // namespace
+
+Result<std::shared_ptr<Net>> Net::Open(const NetOptions& options) {
+  const std::string what =
+      StrFormat("network interface %s: TAP %s", options.iface_id.c_str(), options.host_dev_name.c_str());
+  if (options.host_dev_name.empty() || options.host_dev_name.size() >= IFNAMSIZ) {
+    return Error{what + ": not a valid interface name"};
+  }
+  // TUNSETIFF would create a missing TAP (with CAP_NET_ADMIN); the host owns its interfaces.
+  if (if_nametoindex(options.host_dev_name.c_str()) == 0) {
+    return Error{what + ": no such device (create the TAP first)"};
+  }
+  UniqueFd tap(open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
+  if (!tap.valid()) return Error::Errno(what + ": open /dev/net/tun");
+  ifreq ifr = {};
+  strncpy(ifr.ifr_name, options.host_dev_name.c_str(), IFNAMSIZ - 1);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  if (ioctl(tap.get(), TUNSETIFF, &ifr) != 0) {
+    if (errno == EBUSY) return Error{what + ": in use by another process (or not a TAP)"};
+    if (errno == EINVAL) return Error{what + ": not a TAP device"};
+    return Error::Errno(what + ": TUNSETIFF");
+  }
+  int hdr_len = kNetHdrLen;
+  if (ioctl(tap.get(), TUNSETVNETHDRSZ, &hdr_len) != 0) {
+    return Error::Errno(what + ": TUNSETVNETHDRSZ");
+  }
+  std::shared_ptr<Net> net(new Net(options, std::move(tap)));
+  if (options.rx_rate_limiter) net->rx_limiter_ = TRY(RateLimiter::Create(*options.rx_rate_limiter));
+  if (options.tx_rate_limiter) net->tx_limiter_ = TRY(RateLimiter::Create(*options.tx_rate_limiter));
+  return net;
+}
+
+Net::Net(const NetOptions& options, UniqueFd tap)
+    : VirtioDevice("net " + options.iface_id), options_(options), tap_(std::move(tap)) {
+  rx_frame_.resize(kMaxFrameWithHeader);
+  // struct virtio_net_config: mac[6], status, max_virtqueue_pairs, mtu.
+  config_space_.assign(12, 0);
+  if (options_.guest_mac) memcpy(config_space_.data(), options_.guest_mac->data(), 6);
+  config_space_[8] = 1;  // max_virtqueue_pairs (meaningful only with MQ, which is not offered)
+  if (options_.mtu) memcpy(config_space_.data() + 10, &*options_.mtu, 2);
+}
+
+uint64_t Net::offered_features() const {
+  uint64_t f = Bit(kFVersion1) | Bit(kFEventIdx) | Bit(kNetFCsum) | Bit(kNetFGuestCsum) |
+               Bit(kNetFGuestTso4) | Bit(kNetFGuestTso6) | Bit(kNetFGuestUfo) |
+               Bit(kNetFHostTso4) | Bit(kNetFHostTso6) | Bit(kNetFHostUfo) | Bit(kNetFMrgRxbuf);
+  if (options_.guest_mac) f |= Bit(kNetFMac);
+  if (options_.mtu) f |= Bit(kNetFMtu);
+  return f;
+}
+
+void Net::Activate(const ActiveQueues& active) {
+  VirtioDevice::Activate(active);
+  mrg_rxbuf_ = active.features & Bit(kNetFMrgRxbuf);
+  // What the guest can receive is what the TAP may hand us (5.1.6.4, TUNSETOFFLOAD).
+  unsigned offload = 0;
+  if (active.features & Bit(kNetFGuestCsum)) {
+    offload |= TUN_F_CSUM;
+    if (active.features & Bit(kNetFGuestTso4)) offload |= TUN_F_TSO4;
+    if (active.features & Bit(kNetFGuestTso6)) offload |= TUN_F_TSO6;
+    if (active.features & Bit(kNetFGuestUfo)) offload |= TUN_F_UFO;
+  }
+  if (ioctl(tap_.get(), TUNSETOFFLOAD, offload) != 0 &&
+      ioctl(tap_.get(), TUNSETOFFLOAD, offload & ~TUN_F_UFO) != 0) {
+    LOG_WARN("%s: TUNSETOFFLOAD 0x%x: %s", name().c_str(), offload, strerror(errno));
+  }
+  rx_waiting_for_buffers_ = false;
+  UpdateTapEvents();
+}
+
+void Net::Reset() {
+  VirtioDevice::Reset();
+  rx_frame_len_ = 0;  // a frame held for the old queues is dropped with them
+  rx_waiting_for_buffers_ = false;
+  tx_waiting_for_tap_ = false;
+  UpdateTapEvents();
+}
+
+Status Net::AttachEvents(EventWatcher* watcher) {
+  TRY_STATUS(VirtioDevice::AttachEvents(watcher));
+  for (RateLimiter* l : {rx_limiter_.get(), tx_limiter_.get()}) {
+    if (l && l->timer_fd() >= 0) TRY_STATUS(watcher->Watch(l->timer_fd(), EPOLLIN));
+  }
+  UpdateTapEvents();
+  return Ok();
+}
+
+void Net::UpdateTapEvents() {
+  if (!watcher_) return;
+  uint32_t want = 0;
+  if (active()) {
+    bool rx_blocked = rx_waiting_for_buffers_ || (rx_limiter_ && rx_limiter_->blocked());
+    if (!rx_blocked) want |= EPOLLIN;
+    if (tx_waiting_for_tap_) want |= EPOLLOUT;
+  }
+  if (want == tap_events_) return;
+  if (want == 0) {
+    watcher_->Unwatch(tap_.get());
+  } else if (!watcher_->Watch(tap_.get(), want).ok()) {
+    LOG_WARN("%s: cannot watch the TAP", name().c_str());
+    return;
+  }
+  tap_events_ = want;
+}
+
+void Net::OnEventFd(int fd, uint32_t events) {
+  if (rx_limiter_ && fd == rx_limiter_->timer_fd()) {
+    rx_limiter_->OnTimerEvent();
+    if (active()) ProcessRx();
+  } else if (tx_limiter_ && fd == tx_limiter_->timer_fd()) {
+    tx_limiter_->OnTimerEvent();
+    if (active()) ProcessTx();
+  } else if (fd == tap_.get() && active()) {
+    if (events & EPOLLOUT) {
+      tx_waiting_for_tap_ = false;
+      ProcessTx();
+    }
+    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) ProcessRx();
+  }
+  UpdateTapEvents();
+}
+
+void Net::ProcessQueue(size_t index) {
+  if (!active()) return;
+  if (index == kRxQueue) {
+    // New buffers: deliver what waited for them and read the TAP again.
+    rx_waiting_for_buffers_ = false;
+    ProcessRx();
+  } else if (index == kTxQueue) {
+    ProcessTx();
+  }
+  UpdateTapEvents();
+}
+
+bool Net::DeliverPending() {
+  Queue& queue = (*active_.queues)[kRxQueue];
+  // The chains taken for this frame: with MRG_RXBUF a frame may span several; without it one
+  // chain must hold it all.
+  struct Taken {
+    uint16_t head;
+    uint32_t len;
+  };
+  Taken taken[kMaxQueueSize];
+  uint16_t count = 0;
+  size_t copied = 0;
+  DescriptorChain first;  // num_buffers goes into its header once the count is known
+  DescriptorChain chain;
+  while (copied < rx_frame_len_) {
+    QueueError error;
+    if (!queue.Pop(&chain, &error)) {
+      queue.UndoPop(count);
+      if (error != QueueError::kNone) {
+        CheckPop(queue, error, chain);
+        rx_frame_len_ = 0;  // the ring is broken; the device waits for a reset
+        return false;
+      }
+      if (queue.EnableNotification()) continue;
+      return false;  // not enough room yet: keep the frame until the guest adds buffers
+    }
+    if (!CheckPop(queue, error, chain)) continue;
+    if (!chain.readable.empty() || chain.writable_bytes < (count == 0 ? kNetHdrLen : 1)) {
+      CountError("an RX chain with device-readable buffers or no room for the header");
+      queue.AddUsed(chain.head, 0);
+      MaybeSignal(queue);
+      continue;
+    }
+    size_t n = chain.CopyToWritable(0, rx_frame_.data() + copied, rx_frame_len_ - copied);
+    if (count == 0) first = chain;
+    taken[count++] = {chain.head, static_cast<uint32_t>(n)};
+    copied += n;
+    if (!mrg_rxbuf_ && copied < rx_frame_len_) {
+      // A truncated frame would be worse than none: drop it and give the buffer back.
+      CountError(StrFormat("an RX buffer of %llu bytes for a %zu-byte frame without MRG_RXBUF",
+                           static_cast<unsigned long long>(chain.writable_bytes), rx_frame_len_));
+      queue.AddUsed(chain.head, 0);
+      rx_frame_len_ = 0;
+      MaybeSignal(queue);
+      return true;
+    }
+  }
+  if (mrg_rxbuf_) {
+    uint16_t num_buffers = count;
+    first.CopyToWritable(kNetHdrNumBuffersOffset, &num_buffers, sizeof(num_buffers));
+  }
+  for (uint16_t i = 0; i < count; i++) queue.AddUsed(taken[i].head, taken[i].len);
+  counters_.rx_frames++;
+  counters_.rx_bytes += rx_frame_len_ - kNetHdrLen;
+  rx_frame_len_ = 0;
+  rx_frame_charged_ = false;
+  MaybeSignal(queue);
+  return true;
+}
+
+void Net::ProcessRx() {
+  while (true) {
+    if (rx_frame_len_ == 0) {
+      ssize_t n = read(tap_.get(), rx_frame_.data(), rx_frame_.size());
+      if (n < 0) {
+        if (errno != EAGAIN && errno != EINTR) {
+          LOG_WARN("%s: TAP read: %s", name().c_str(), strerror(errno));
+        }
+        return;
+      }
+      if (static_cast<size_t>(n) <= kNetHdrLen) continue;  // nothing after the header
+      rx_frame_len_ = static_cast<size_t>(n);
+      rx_frame_charged_ = false;
+      // Without MRG_RXBUF num_buffers is not used; with it, it is set on delivery.
+      memset(rx_frame_.data() + kNetHdrNumBuffersOffset, 0, 2);
+    }
+    if (rx_limiter_ && !rx_frame_charged_) {
+      // The frame waits (it is never dropped) until the limiter lets it through.
+      if (!rx_limiter_->Consume(1, TokenType::kOps)) {
+        counters_.rx_throttled++;
+        return;
+      }
+      if (!rx_limiter_->Consume(rx_frame_len_ - kNetHdrLen, TokenType::kBytes)) {
+        rx_limiter_->ManualReplenish(1, TokenType::kOps);
+        counters_.rx_throttled++;
+        return;
+      }
+      rx_frame_charged_ = true;
+    }
+    if (!DeliverPending()) {
+      rx_waiting_for_buffers_ = rx_frame_len_ != 0;
+      return;
+    }
+  }
+}
+
+void Net::ProcessTx() {
+  if (tx_waiting_for_tap_) return;
+  Queue& queue = (*active_.queues)[kTxQueue];
+  DescriptorChain chain;
+  bool used = false;
+  while (true) {
+    if (tx_limiter_ && tx_limiter_->blocked()) break;
+    QueueError error;
+    if (!queue.Pop(&chain, &error)) {
+      if (error != QueueError::kNone) {
+        CheckPop(queue, error, chain);
+        break;
+      }
+      if (queue.EnableNotification()) continue;
+      break;
+    }
+    if (!CheckPop(queue, error, chain)) continue;
+    if (!chain.writable.empty() || chain.readable_bytes <= kNetHdrLen ||
+        chain.readable_bytes > kMaxFrameWithHeader) {
+      CountError(StrFormat("a TX chain of %llu readable and %llu writable bytes",
+                           static_cast<unsigned long long>(chain.readable_bytes),
+                           static_cast<unsigned long long>(chain.writable_bytes)));
+      queue.AddUsed(chain.head, 0);
+      used = true;
+      continue;
+    }
+    const uint64_t frame = chain.readable_bytes - kNetHdrLen;
+    if (tx_limiter_) {
+      if (!tx_limiter_->Consume(1, TokenType::kOps)) {
+        queue.UndoPop();
+        counters_.tx_throttled++;
+        break;
+      }
+      if (!tx_limiter_->Consume(frame, TokenType::kBytes)) {
+        tx_limiter_->ManualReplenish(1, TokenType::kOps);
+        queue.UndoPop();
+        counters_.tx_throttled++;
+        break;
+      }
+    }
+    iov_.clear();
+    for (const Segment& s : chain.readable) iov_.push_back({s.host, s.len});
+    ssize_t n = writev(tap_.get(), iov_.data(), static_cast<int>(iov_.size()));
+    if (n < 0 && errno == EAGAIN) {
+      // The TAP's queue is full: wait for it to drain rather than block or drop.
+      if (tx_limiter_) {
+        tx_limiter_->ManualReplenish(1, TokenType::kOps);
+        tx_limiter_->ManualReplenish(frame, TokenType::kBytes);
+      }
+      queue.UndoPop();
+      tx_waiting_for_tap_ = true;
+      break;
+    }
+    if (n < 0) {
+      counters_.tx_dropped++;  // e.g. the TAP is down: the frame is lost as on a wire
+    } else {
+      counters_.tx_frames++;
+      counters_.tx_bytes += frame;
+    }
+    queue.AddUsed(chain.head, 0);
+    used = true;
+  }
+  if (used) MaybeSignal(queue);
+}
+
+NetState Net::Save() const {
+  NetState s;
+  s.guest_mac = options_.guest_mac;
+  s.mtu = options_.mtu;
+  if (rx_limiter_) s.rx_rate_limiter = rx_limiter_->Save();
+  if (tx_limiter_) s.tx_rate_limiter = tx_limiter_->Save();
+  return s;
+}
+
+Status Net::Restore(const NetState& state) {
+  if (state.guest_mac != options_.guest_mac || state.mtu != options_.mtu) {
+    return Error{name() + ": the snapshot's MAC or MTU differs from the configuration"};
+  }
+  if (state.rx_rate_limiter && rx_limiter_) TRY_STATUS(rx_limiter_->Restore(*state.rx_rate_limiter));
+  if (state.tx_rate_limiter && tx_limiter_) TRY_STATUS(tx_limiter_->Restore(*state.tx_rate_limiter));
+  return Ok();
+}
+
+NetCounters Net::counters() const { return counters_; }
+
+}  // namespace ember::virtio
