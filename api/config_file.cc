@@ -19,8 +19,8 @@ constexpr size_t kMaxConfigFileBytes = 16u << 20;
 
 // Firecracker's VmmConfig keys (resources.rs), handled now or later.
 constexpr std::string_view kArraySectionsNotYet[] = {"pmem"};
-constexpr std::string_view kObjectSectionsNotYet[] = {"vsock", "balloon", "mmds-config",
-                                                      "cpu-config", "memory-hotplug"};
+constexpr std::string_view kObjectSectionsNotYet[] = {"balloon", "mmds-config", "cpu-config",
+                                                      "memory-hotplug"};
 
 // Firecracker's resource IDs (validate_id): non-empty, at most 64 ASCII alphanumerics or '_'.
 constexpr size_t kMaxIdLength = 64;
@@ -288,6 +288,20 @@ Result<std::vector<NetworkInterfaceConfig>> ParseNetworkInterfaces(const JsonFie
   return nets;
 }
 
+// guest_cid: 3 and up (0-2 are reserved) and 32 bits, as AF_VSOCK addresses are.
+Result<std::optional<VsockConfig>> ParseVsock(const JsonFields& top) {
+  const rapidjson::Value* v = top.Find("vsock");
+  if (!v) return std::optional<VsockConfig>();
+  JsonFields f = TRY(JsonFields::Open(*v, "vsock", {"guest_cid", "uds_path", "vsock_id"}));
+  VsockConfig vsock;
+  vsock.guest_cid = TRY(f.Uint("guest_cid", 3, UINT32_MAX));
+  vsock.uds_path = TRY(f.String("uds_path"));
+  // vsock_id: deprecated and meaningless since Firecracker 1.0 (firecracker-clients §5); read
+  // so that a wrong type is still reported, then ignored.
+  (void)TRY(f.OptionalString("vsock_id", JsonFields::Empty::kAllowed));
+  return std::optional<VsockConfig>(vsock);
+}
+
 Result<std::optional<EntropyConfig>> ParseEntropy(const JsonFields& top) {
   const rapidjson::Value* v = top.Find("entropy");
   if (!v) return std::optional<EntropyConfig>();
@@ -484,6 +498,20 @@ void WriteNetworkInterfaces(JsonWriter& w, const std::vector<NetworkInterfaceCon
   w.EndArray();
 }
 
+void WriteVsock(JsonWriter& w, const std::optional<VsockConfig>& vsock) {
+  WriteKey(w, "vsock");
+  if (!vsock) {
+    w.Null();
+    return;
+  }
+  w.StartObject();
+  WriteKey(w, "guest_cid");
+  w.Uint64(vsock->guest_cid);
+  WriteKey(w, "uds_path");
+  WriteString(w, vsock->uds_path);
+  w.EndObject();
+}
+
 void WriteEntropy(JsonWriter& w, const std::optional<EntropyConfig>& entropy) {
   WriteKey(w, "entropy");
   if (!entropy) {
@@ -524,6 +552,7 @@ Result<VmConfig> ParseConfigFile(std::string_view json) {
   config.drives = TRY(ParseDrives(top));
   config.entropy = TRY(ParseEntropy(top));
   config.network_interfaces = TRY(ParseNetworkInterfaces(top));
+  config.vsock = TRY(ParseVsock(top));
   return config;
 }
 
@@ -562,7 +591,7 @@ std::string VmConfigToJson(const VmConfig& config) {
   WriteMetrics(w, config.metrics);
   WriteNull(w, "mmds-config");
   WriteNetworkInterfaces(w, config.network_interfaces);
-  WriteNull(w, "vsock");
+  WriteVsock(w, config.vsock);
   WriteEntropy(w, config.entropy);
   WriteEmptyArray(w, "pmem");
   WriteNull(w, "memory-hotplug");

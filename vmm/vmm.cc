@@ -16,6 +16,7 @@
 #include "vmm/boot/boot.h"
 #include "devices/virtio/block.h"
 #include "devices/virtio/net.h"
+#include "devices/virtio/vsock.h"
 #include "devices/virtio/rng.h"
 
 namespace ember {
@@ -243,6 +244,12 @@ Status Vmm::CreateVirtioDevices(const VmConfig& config) {
     options.rx_rate_limiter = net.rx_rate_limiter;
     options.tx_rate_limiter = net.tx_rate_limiter;
     devices.push_back(TRY(virtio::Net::Open(options)));
+  }
+  if (config.vsock) {
+    virtio::VsockOptions options;
+    options.guest_cid = config.vsock->guest_cid;
+    options.uds_path = config.vsock->uds_path;
+    devices.push_back(TRY(virtio::Vsock::Create(options)));
   }
   if (config.entropy) devices.push_back(TRY(virtio::Rng::Create(config.entropy->rate_limiter)));
   if (devices.size() > kLastVirtioGsi - kFirstVirtioGsi + 1) {

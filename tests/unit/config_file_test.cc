@@ -270,7 +270,7 @@ TEST(ConfigFileTest, CpuTemplateOnlyNone) {
 TEST(ConfigFileTest, DeviceSectionsAreNotSupportedYet) {
   const std::string boot = R"("boot-source": {"kernel_image_path": "k"})";
   EXPECT_EQ(ErrorOf("{" + boot + R"(, "pmem": [{}]})"), "pmem is not supported yet");
-  for (const char* key : {"vsock", "balloon", "mmds-config", "cpu-config", "memory-hotplug"}) {
+  for (const char* key : {"balloon", "mmds-config", "cpu-config", "memory-hotplug"}) {
     EXPECT_EQ(ErrorOf("{" + boot + ", \"" + key + "\": {}}"),
               std::string(key) + " is not supported yet");
   }
@@ -375,6 +375,25 @@ TEST(ConfigFileTest, NetworkInterfaces) {
                       {"iface_id": "eth0", "host_dev_name": "tap1"})"),
               HasSubstr("used twice"));
   EXPECT_THAT(nets(R"({"host_dev_name": "tap0"})"), HasSubstr("iface_id"));
+}
+
+TEST(ConfigFileTest, Vsock) {
+  auto r = ParseConfigFile(R"({"boot-source": {"kernel_image_path": "k"},
+      "vsock": {"guest_cid": 3, "uds_path": "/run/v.sock", "vsock_id": "vsock0"}})");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_TRUE(r->vsock.has_value());
+  EXPECT_EQ(r->vsock->guest_cid, 3u);
+  EXPECT_EQ(r->vsock->uds_path, "/run/v.sock");
+  EXPECT_THAT(ErrorOf(R"({"boot-source": {"kernel_image_path": "k"},
+                          "vsock": {"guest_cid": 2, "uds_path": "/v"}})"),
+              HasSubstr("vsock.guest_cid"));
+  EXPECT_THAT(ErrorOf(R"({"boot-source": {"kernel_image_path": "k"}, "vsock": {"guest_cid": 3}})"),
+              HasSubstr("uds_path"));
+  VmConfig config = *r;
+  auto again = ParseConfigFile(VmConfigToJson(config));
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ(again->vsock->guest_cid, 3u);
+  EXPECT_EQ(again->vsock->uds_path, "/run/v.sock");
 }
 
 TEST(ConfigFileTest, RoundTripDevices) {

@@ -76,6 +76,12 @@ struct NetworkInterfaceConfig {
   std::optional<RateLimiterConfig> tx_rate_limiter;
 };
 
+// The config file's "vsock" object (PUT /vsock).
+struct VsockConfig {
+  uint64_t guest_cid = 0;
+  std::string uds_path;
+};
+
 // The config file's "entropy" object (PUT /entropy).
 struct EntropyConfig {
   std::optional<RateLimiterConfig> rate_limiter;
@@ -89,6 +95,7 @@ struct VmConfig {
   std::vector<DriveConfig> drives;  // in the order given; the root device is attached first
   std::optional<EntropyConfig> entropy;
   std::vector<NetworkInterfaceConfig> network_interfaces;
+  std::optional<VsockConfig> vsock;
 };
 
 }  // namespace ember
