@@ -1,7 +1,8 @@
 // The probe's virtio-mmio driver checked against a device model that is not ours: QEMU's
 // microvm with modern (version 2) virtio-mmio block and entropy devices. The images carry the
 // pattern the probe's blk scenarios expect; after QEMU exits, the sectors the probe wrote are
-// read back from the image file.
+// read back from the image file. The net tests run QEMU inside a throwaway network namespace
+// with a TAP (10.0.2.1/24) and a UDP echo server, so no traffic leaves it.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "tests/integration/ember_runner.h"
+#include "tests/support/netns.h"
 
 namespace ember::testing {
 namespace {
@@ -52,7 +54,15 @@ std::vector<std::string> EntropyDevice() {
           "virtio-rng-device,rng=rng0"};
 }
 
-RunResult RunQemu(const std::string& append, const std::vector<std::string>& devices) {
+// A virtio-net device on TAP `tap` (the guest's MAC fixed so the output can be checked).
+std::vector<std::string> NetDevice(const std::string& tap) {
+  return {"-netdev", "tap,id=n0,ifname=" + tap + ",script=no,downscript=no", "-device",
+          "virtio-net-device,netdev=n0,mac=52:54:00:12:34:56"};
+}
+
+// ns: run QEMU inside this network namespace (net tests).
+RunResult RunQemu(const std::string& append, const std::vector<std::string>& devices,
+                  const NetNamespace* ns = nullptr) {
   bool kvm = KvmUsable();
   std::vector<std::string> argv = {kQemu, "-M", "microvm,acpi=off", "-accel", kvm ? "kvm" : "tcg",
                                    "-cpu", kvm ? "host,-arch-capabilities" : "max", "-m", "128",
@@ -65,6 +75,7 @@ RunResult RunQemu(const std::string& append, const std::vector<std::string>& dev
   argv.push_back(GuestImage("probe.elf"));
   argv.push_back("-append");
   argv.push_back("console=ttyS0 " + append);
+  if (ns) argv = ns->Exec(argv);
   Subprocess p(argv);
   RunResult r;
   r.exit_code = p.WaitExit(std::chrono::seconds(120));
@@ -121,6 +132,44 @@ TEST_F(QemuVirtioProbeTest, Rng) {
   ASSERT_TRUE(r.exit_code.has_value()) << r.out << r.err;
   EXPECT_EQ(CountLines(r.out, "probe: rng ok"), 1) << r.out << r.err;
   EXPECT_EQ(CountLines(r.out, "probe: done passed=1 failed=0"), 1) << r.out;
+}
+
+// A network namespace with TAP "tap0" at 10.0.2.1/24 for QEMU's virtio-net device.
+struct TapNamespace {
+  NetNamespace ns;
+  std::string error;
+  TapNamespace() : error(ns.ok() ? CreateTap(ns, "tap0", "10.0.2.1/24") : ns.error()) {}
+};
+
+TEST_F(QemuVirtioProbeTest, Net) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root for network namespaces and TAP devices";
+  TapNamespace net;
+  ASSERT_EQ(net.error, "");
+  UdpEchoServer echo(net.ns, "10.0.2.1", 0);
+  ASSERT_TRUE(echo.ok()) << echo.error();
+  std::string udp = "probe.udp=10.0.2.1:" + std::to_string(echo.port());
+  RunResult r =
+      RunQemu("probe=net probe.ip=10.0.2.15 probe.gw=10.0.2.1 " + udp, NetDevice("tap0"), &net.ns);
+  ASSERT_TRUE(r.exit_code.has_value()) << r.out << r.err;
+  EXPECT_EQ(CountLines(r.out, "probe: net ping 3/3"), 1) << r.out << r.err;
+  EXPECT_EQ(CountLines(r.out, "probe: net udp 3/3"), 1) << r.out << r.err;
+  EXPECT_EQ(CountLines(r.out, "probe: done passed=1 failed=0"), 1) << r.out << r.err;
+  EXPECT_NE(r.out.find("probe: net mac 52:54:00:12:34:56 gw-mac "), std::string::npos) << r.out;
+  EXPECT_EQ(echo.echoed(), 3u);
+}
+
+// QEMU 7.2 aborts (iov_copy assertion) when every RX buffer is smaller than the virtio-net
+// header, so that case is skipped here; ember's own test runs it.
+TEST_F(QemuVirtioProbeTest, EvilNet) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root for network namespaces and TAP devices";
+  TapNamespace net;
+  ASSERT_EQ(net.error, "");
+  RunResult r =
+      RunQemu("probe=evil-net probe.evil_net_skip=tiny-rx-buffers", NetDevice("tap0"), &net.ns);
+  ASSERT_TRUE(r.exit_code.has_value()) << r.out << r.err;
+  EXPECT_EQ(CountLines(r.out, "probe: evil-net cases 5"), 1) << r.out << r.err;
+  EXPECT_EQ(CountLines(r.out, "probe: evil-net ping after cases ok"), 1) << r.out << r.err;
+  EXPECT_EQ(CountLines(r.out, "probe: done passed=1 failed=0"), 1) << r.out << r.err;
 }
 
 }  // namespace

@@ -13,4 +13,5 @@ fi
 # Build trees keep their absolute paths inside the test host, so the binaries find each other.
 exec "$top/resources/testhost/run.sh" --timeout 1200 \
   --file "$build/bin/ember" --file "$build/bin/integration_tests" --file "$build/guest" \
-  -- "$build/bin/integration_tests" --gtest_filter='BootTest.*:VirtioTest.*' --gtest_color=no
+  --file "$(command -v ip)" \
+  -- "$build/bin/integration_tests" --gtest_filter='BootTest.*:VirtioTest.*:VirtioNetTest.*:VsockTest.*' --gtest_color=no

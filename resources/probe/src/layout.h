@@ -5,6 +5,8 @@
 //                     then text, rodata, data (GDT, page tables), bss (IDT, stacks)
 //   0x1000000-0x10fffff virtio queues: 32 KiB per virtio_mmio.device slot (up to 32)
 //   0x1100000-0x11fffff virtio request headers, status bytes, indirect tables, small buffers
+//   0x1200000-0x13fffff queues 1-3 of multi-queue devices (net, vsock): 64 KiB per slot
+//   0x1400000-0x17fffff net and vsock packet buffers
 //   0x2000000-0x3ffffff blk-bench data buffers (never read or written by the probe)
 // Everything else the probe uses lives inside its image; see README.md.
 #ifndef PROBE_LAYOUT_H
@@ -37,6 +39,14 @@
 #define VIRTIO_REQ_STATUS (VIRTIO_REQ_AREA + 0x1000)    // 256 block status bytes
 #define VIRTIO_REQ_TABLES (VIRTIO_REQ_AREA + 0x2000)    // indirect descriptor tables, 56 KiB
 #define VIRTIO_REQ_BUFFERS (VIRTIO_REQ_AREA + 0x10000)  // small data buffers, 4 KiB each
+// Queues 1-3 of multi-queue devices (net, vsock): 64 KiB per virtio_mmio.device slot, 0x4000
+// per queue.
+#define VIRTIO_EXTRA_QUEUE_AREA 0x1200000
+#define VIRTIO_EXTRA_QUEUE_SLOT_SIZE 0x10000
+#define VIRTIO_EXTRA_QUEUE_SIZE 0x4000
+// Packet buffers of net and vsock (4 MiB; see virtio_net.h, virtio_vsock.h).
+#define VIRTIO_PACKET_AREA 0x1400000
+#define VIRTIO_PACKET_AREA_SIZE 0x400000
 #define VIRTIO_BULK_AREA 0x2000000
 #define VIRTIO_BULK_AREA_SIZE 0x2000000
 

@@ -28,5 +28,9 @@ const char *scenario_blk_ro(void);
 const char *scenario_rng(void);
 const char *scenario_evil_queue(void);
 const char *scenario_blk_bench(void);
+const char *scenario_net(void);
+const char *scenario_evil_net(void);
+const char *scenario_vsock(void);
+const char *scenario_evil_vsock(void);
 
 #endif

@@ -93,6 +93,10 @@ void virtio_kick(struct virtio_dev *d) {
   if (virtq_needs_notify(&d->q)) virtio_notify(d, 0);
 }
 
+void virtio_kick_queue(struct virtio_dev *d, unsigned i) {
+  if (virtq_needs_notify(virtio_queue(d, i))) virtio_notify(d, i);
+}
+
 uint64_t virtio_config64(const struct virtio_dev *d, uint32_t offset) {
   for (;;) {
     uint32_t gen = rd(d, kRegConfigGeneration);
@@ -136,25 +140,43 @@ const char *virtio_negotiate(struct virtio_dev *d, uint64_t wanted) {
   return NULL;
 }
 
-const char *virtio_queue_setup(struct virtio_dev *d) {
-  uint64_t mem = VIRTIO_QUEUE_AREA + (uint64_t)d->slot * VIRTIO_QUEUE_SLOT_SIZE;
-  if (!bootinfo_is_ram(mem, VIRTIO_QUEUE_SLOT_SIZE)) {
+struct virtq *virtio_queue(struct virtio_dev *d, unsigned i) {
+  return i == 0 ? &d->q : &d->extra_q[i - 1];
+}
+
+// Queue 0 keeps its historical place (one 32 KiB slot per device); queues 1.. live in a second
+// area with 0x4000 bytes each (descriptors, avail +0x1000, used +0x2000).
+static uint64_t queue_memory(const struct virtio_dev *d, unsigned i) {
+  if (i == 0) return VIRTIO_QUEUE_AREA + (uint64_t)d->slot * VIRTIO_QUEUE_SLOT_SIZE;
+  return VIRTIO_EXTRA_QUEUE_AREA + (uint64_t)d->slot * VIRTIO_EXTRA_QUEUE_SLOT_SIZE +
+         (uint64_t)(i - 1) * VIRTIO_EXTRA_QUEUE_SIZE;
+}
+
+static const char *queue_setup(struct virtio_dev *d, unsigned i) {
+  uint64_t mem = queue_memory(d, i);
+  if (!bootinfo_is_ram(mem, i == 0 ? VIRTIO_QUEUE_SLOT_SIZE : VIRTIO_EXTRA_QUEUE_SIZE)) {
     return scenario_failf("queue memory 0x%lx is not RAM", mem);
   }
-  wr(d, kRegQueueSel, 0);
-  if (rd(d, kRegQueueReady) != 0) return "queue 0 ready after reset";
+  wr(d, kRegQueueSel, i);
+  if (rd(d, kRegQueueReady) != 0) return scenario_failf("queue %u ready after reset", i);
   uint32_t max = rd(d, kRegQueueNumMax);
-  if (max == 0) return "queue 0 not available (QueueNumMax 0)";
+  if (max == 0) return scenario_failf("queue %u not available (QueueNumMax 0)", i);
   uint32_t size = max < kVirtqMaxSize ? max : kVirtqMaxSize;
-  virtq_init(&d->q, mem, (uint16_t)size, (d->accepted & kFeatureRingEventIdx) != 0);
+  struct virtq *q = virtio_queue(d, i);
+  virtq_init(q, mem, (uint16_t)size, (d->accepted & kFeatureRingEventIdx) != 0);
   wr(d, kRegQueueNum, size);
-  wr(d, kRegQueueDescLow, (uint32_t)d->q.desc_addr);
-  wr(d, kRegQueueDescHigh, (uint32_t)(d->q.desc_addr >> 32));
-  wr(d, kRegQueueDriverLow, (uint32_t)d->q.avail_addr);
-  wr(d, kRegQueueDriverHigh, (uint32_t)(d->q.avail_addr >> 32));
-  wr(d, kRegQueueDeviceLow, (uint32_t)d->q.used_addr);
-  wr(d, kRegQueueDeviceHigh, (uint32_t)(d->q.used_addr >> 32));
+  wr(d, kRegQueueDescLow, (uint32_t)q->desc_addr);
+  wr(d, kRegQueueDescHigh, (uint32_t)(q->desc_addr >> 32));
+  wr(d, kRegQueueDriverLow, (uint32_t)q->avail_addr);
+  wr(d, kRegQueueDriverHigh, (uint32_t)(q->avail_addr >> 32));
+  wr(d, kRegQueueDeviceLow, (uint32_t)q->used_addr);
+  wr(d, kRegQueueDeviceHigh, (uint32_t)(q->used_addr >> 32));
   return NULL;
+}
+
+const char *virtio_queue_setup(struct virtio_dev *d) {
+  d->num_queues = 1;
+  return queue_setup(d, 0);
 }
 
 void virtio_queue_ready(struct virtio_dev *d) {
@@ -170,12 +192,23 @@ void virtio_driver_ok(struct virtio_dev *d) {
 }
 
 const char *virtio_init(struct virtio_dev *d, uint64_t wanted) {
+  return virtio_init_queues(d, wanted, 1);
+}
+
+const char *virtio_init_queues(struct virtio_dev *d, uint64_t wanted, unsigned num_queues) {
   if (d->gsi >= kIoapicPins) return scenario_failf("GSI %u beyond the IOAPIC's pins", d->gsi);
+  if (num_queues == 0 || num_queues > kVirtioMaxQueues) return "bad queue count";
   const char *err;
   if ((err = virtio_reset(d))) return err;
   if ((err = virtio_negotiate(d, wanted))) return err;
-  if ((err = virtio_queue_setup(d))) return err;
-  virtio_queue_ready(d);
+  d->num_queues = num_queues;
+  for (unsigned i = 0; i < num_queues; i++) {
+    if ((err = queue_setup(d, i))) return err;
+  }
+  for (unsigned i = 0; i < num_queues; i++) {
+    wr(d, kRegQueueSel, i);
+    wr(d, kRegQueueReady, 1);
+  }
   virtio_driver_ok(d);
   return NULL;
 }
@@ -196,4 +229,30 @@ static bool used_or_config(void *p) {
 bool virtio_wait_used(struct virtio_dev *d, uint32_t timeout_ms) {
   virtq_arm(&d->q);
   return wait_until(used_or_config, d, timeout_ms);
+}
+
+struct queue_wait {
+  struct virtio_dev *d;
+  uint32_t mask;
+};
+
+static bool any_used_or_config(void *p) {
+  struct queue_wait *w = p;
+  if (w->d->config_changes != 0) return true;
+  for (unsigned i = 0; i < w->d->num_queues; i++) {
+    if ((w->mask & (1u << i)) && virtq_has_used(virtio_queue(w->d, i))) return true;
+  }
+  return false;
+}
+
+bool virtio_wait_queues(struct virtio_dev *d, uint32_t queue_mask, uint32_t timeout_ms) {
+  for (unsigned i = 0; i < d->num_queues; i++) {
+    if (queue_mask & (1u << i)) virtq_arm(virtio_queue(d, i));
+  }
+  struct queue_wait w = {d, queue_mask};
+  return wait_until(any_used_or_config, &w, timeout_ms);
+}
+
+bool virtio_needs_reset(const struct virtio_dev *d) {
+  return d->config_changes != 0 || (rd(d, kRegStatus) & kStatusNeedsReset) != 0;
 }

@@ -41,3 +41,5 @@ static bool never(void *ctx) {
 }
 
 void wait_ms(uint32_t ms) { wait_until(never, 0, ms); }
+
+uint64_t wait_clock_ms(void) { return g_ticks * kTickMs; }

@@ -14,5 +14,8 @@ enum { kTickMs = 10 };
 // timeout_ms. Interrupts are enabled only while halted.
 bool wait_until(bool (*done)(void *), void *ctx, uint32_t timeout_ms);
 void wait_ms(uint32_t ms);
+// Milliseconds spent waiting so far (ticks count only inside wait_until, which is where a
+// scenario's time goes): the clock for deadlines that span several waits.
+uint64_t wait_clock_ms(void);
 
 #endif

@@ -16,6 +16,10 @@ static const struct scenario kScenarios[] = {
     {"rng", scenario_rng},
     {"evil-queue", scenario_evil_queue},
     {"blk-bench", scenario_blk_bench},
+    {"net", scenario_net},
+    {"evil-net", scenario_evil_net},
+    {"vsock", scenario_vsock},
+    {"evil-vsock", scenario_evil_vsock},
 };
 
 const struct scenario *scenario_find(const char *name, size_t len) {
