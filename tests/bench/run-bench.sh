@@ -17,7 +17,7 @@ if "$top/resources/kvm-usable.sh"; then
 fi
 echo "$bench: no usable /dev/kvm here; measuring inside the nested test host" >&2
 qemu=/usr/bin/qemu-system-x86_64
-files=(--file "$build/bin/ember" --file "$build/guest" --file "$qemu")
+files=(--file "$build/bin/ember" --file "$build/guest" --file "$qemu" --file "$(command -v ip)")
 for f in qboot.rom bios-microvm.bin pvh.bin linuxboot_dma.bin kvmvapic.bin; do
   files+=(--file "/usr/share/qemu/$f")
 done

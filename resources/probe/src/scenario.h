@@ -32,5 +32,7 @@ const char *scenario_net(void);
 const char *scenario_evil_net(void);
 const char *scenario_vsock(void);
 const char *scenario_evil_vsock(void);
+const char *scenario_net_bench(void);
+const char *scenario_vsock_bench(void);
 
 #endif

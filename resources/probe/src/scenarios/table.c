@@ -20,6 +20,8 @@ static const struct scenario kScenarios[] = {
     {"evil-net", scenario_evil_net},
     {"vsock", scenario_vsock},
     {"evil-vsock", scenario_evil_vsock},
+    {"net-bench", scenario_net_bench},
+    {"vsock-bench", scenario_vsock_bench},
 };
 
 const struct scenario *scenario_find(const char *name, size_t len) {
