@@ -73,6 +73,8 @@ class Net : public VirtioDevice {
   // Moves the pending frame into the guest's RX buffers; false when it has none (the frame
   // stays pending).
   bool DeliverPending();
+  enum class DirectRx { kDelivered, kNoBuffers, kNotPossible, kStop };
+  DirectRx TryDirectRx();
   void UpdateTapEvents();
 
   NetOptions options_;
@@ -87,7 +89,8 @@ class Net : public VirtioDevice {
   bool rx_waiting_for_buffers_ = false;
   bool tx_waiting_for_tap_ = false;
   uint32_t tap_events_ = 0;  // what the event loop watches the TAP for
-  std::vector<iovec> iov_;  // scratch for TX
+  std::vector<iovec> iov_;  // scratch for TX and direct RX
+  DescriptorChain rx_chain_;  // scratch for direct RX
   NetCounters counters_;
 };
 
