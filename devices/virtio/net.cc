@@ -144,9 +144,12 @@ void Net::OnEventFd(int fd, uint32_t events) {
 void Net::ProcessQueue(size_t index) {
   if (!active()) return;
   if (index == kRxQueue) {
-    // New buffers: deliver what waited for them and read the TAP again.
-    rx_waiting_for_buffers_ = false;
-    ProcessRx();
+    // New buffers matter only to a frame or a TAP that waited for them; otherwise the TAP's
+    // readability drives RX, and reading it here on every kick would only cost a syscall.
+    if (rx_waiting_for_buffers_ || rx_frame_len_ != 0) {
+      rx_waiting_for_buffers_ = false;
+      ProcessRx();
+    }
   } else if (index == kTxQueue) {
     ProcessTx();
   }
