@@ -16,25 +16,8 @@
 namespace ember::virtio {
 namespace {
 
-constexpr size_t kMaxIov = 1024;  // IOV_MAX; a chain has at most 2 x 256 segments anyway
 
 // Appends the guest buffers covering [offset, offset + len) of `segments` to `iov`.
-bool BuildIov(const std::vector<Segment>& segments, uint64_t offset, uint64_t len,
-              std::vector<iovec>* iov) {
-  for (const Segment& s : segments) {
-    if (len == 0) break;
-    if (offset >= s.len) {
-      offset -= s.len;
-      continue;
-    }
-    uint64_t n = std::min<uint64_t>(s.len - offset, len);
-    if (iov->size() == kMaxIov) return false;
-    iov->push_back({s.host + offset, n});
-    len -= n;
-    offset = 0;
-  }
-  return len == 0;
-}
 
 // preadv/pwritev until everything moved; a short transfer (EOF, a file truncated behind our
 // back) or an error is an I/O error for the guest.
@@ -237,7 +220,7 @@ uint8_t Block::DoIo(bool write, uint64_t sector, const DescriptorChain& chain,
   if (data_len == 0) return kBlkSOk;
   std::vector<iovec> iov;
   iov.reserve(8);
-  if (!BuildIov(write ? chain.readable : chain.writable, data_offset, data_len, &iov)) {
+  if (!AppendIov(write ? chain.readable : chain.writable, data_offset, data_len, &iov)) {
     return kBlkSIoErr;
   }
   if (!TransferAll(fd_.get(), write, std::move(iov), static_cast<off_t>(sector * kSectorSize))) {

@@ -236,7 +236,7 @@ Net::DirectRx Net::TryDirectRx() {
     return DirectRx::kNotPossible;
   }
   iov_.clear();
-  for (const Segment& seg : chain.writable) iov_.push_back({seg.host, seg.len});
+  AppendIov(chain.writable, 0, chain.writable_bytes, &iov_);
   ssize_t n = readv(tap_.get(), iov_.data(), static_cast<int>(iov_.size()));
   if (n <= static_cast<ssize_t>(kNetHdrLen)) {
     queue.UndoPop();
@@ -339,7 +339,7 @@ void Net::ProcessTx() {
       }
     }
     iov_.clear();
-    for (const Segment& s : chain.readable) iov_.push_back({s.host, s.len});
+    AppendIov(chain.readable, 0, chain.readable_bytes, &iov_);
     ssize_t n = writev(tap_.get(), iov_.data(), static_cast<int>(iov_.size()));
     if (n < 0 && errno == EAGAIN) {
       // The TAP's queue is full: wait for it to drain rather than block or drop.

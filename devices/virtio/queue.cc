@@ -42,6 +42,24 @@ const char* QueueErrorName(QueueError error) {
   return "unknown queue error";
 }
 
+bool AppendIov(const std::vector<Segment>& segments, uint64_t offset, uint64_t len,
+               std::vector<iovec>* iov) {
+  constexpr size_t kMaxIov = 1024;  // IOV_MAX
+  for (const Segment& s : segments) {
+    if (len == 0) break;
+    if (offset >= s.len) {
+      offset -= s.len;
+      continue;
+    }
+    uint64_t n = std::min<uint64_t>(s.len - offset, len);
+    if (iov->size() == kMaxIov) return false;
+    iov->push_back({s.host + offset, n});
+    len -= n;
+    offset = 0;
+  }
+  return len == 0;
+}
+
 size_t DescriptorChain::CopyFromReadable(uint64_t offset, void* dst, size_t len) const {
   auto* out = static_cast<uint8_t*>(dst);
   size_t done = 0;

@@ -7,6 +7,8 @@
 // Threading: a Queue is used under its transport's lock only.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <cstdint>
 #include <vector>
 
@@ -57,6 +59,12 @@ struct DescriptorChain {
   // Copies into the writable part at `offset`; returns how many bytes fitted.
   size_t CopyToWritable(uint64_t offset, const void* src, size_t len) const;
 };
+
+// Appends iovecs for bytes [offset, offset + len) of `segments` (a chain's readable or writable
+// part), for readv/writev straight to or from guest memory. Returns false when the segments end
+// first or IOV_MAX is reached; what fitted is appended either way.
+bool AppendIov(const std::vector<Segment>& segments, uint64_t offset, uint64_t len,
+               std::vector<iovec>* iov);
 
 // The driver-visible configuration and the device's progress: what a snapshot saves.
 struct QueueState {

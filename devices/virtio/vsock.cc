@@ -32,7 +32,6 @@ constexpr size_t kEventQueue = 2;
 // Firecracker's MUXER_RXQ_SIZE: stray RSTs waiting for rx buffers. When full, tx processing
 // pauses so a guest flooding strays is slowed down by its own rx queue instead of growing ours.
 constexpr size_t kRstQueueMax = 256;
-constexpr size_t kMaxIov = 1024;  // IOV_MAX
 
 // Pending indications of what a connection owes the guest (Firecracker's PendingRx).
 enum Pending : uint32_t {
@@ -55,22 +54,6 @@ uint64_t MakeKey(uint32_t local_port, uint32_t peer_port) {
 }
 
 // The guest buffers covering [offset, offset + len) of `segments`.
-bool BuildIov(const std::vector<Segment>& segments, uint64_t offset, uint64_t len,
-              std::vector<iovec>* iov) {
-  for (const Segment& s : segments) {
-    if (len == 0) break;
-    if (offset >= s.len) {
-      offset -= s.len;
-      continue;
-    }
-    uint64_t n = std::min<uint64_t>(s.len - offset, len);
-    if (iov->size() == kMaxIov) return false;
-    iov->push_back({s.host + offset, n});
-    len -= n;
-    offset = 0;
-  }
-  return len == 0;
-}
 
 Result<sockaddr_un> UnixAddress(const std::string& path) {
   sockaddr_un addr{};
@@ -406,7 +389,7 @@ uint32_t Vsock::FillRx(Connection& conn, const DescriptorChain& chain, bool* rem
           std::min<uint64_t>(chain.writable_bytes - kVsockHeaderBytes, kVsockMaxPacketBytes);
       uint32_t want = static_cast<uint32_t>(std::min<uint64_t>(room, credit));
       std::vector<iovec> iov;
-      BuildIov(chain.writable, kVsockHeaderBytes, want, &iov);  // short at IOV_MAX: reads less
+      AppendIov(chain.writable, kVsockHeaderBytes, want, &iov);  // short at IOV_MAX: reads less
       ssize_t n = want == 0 ? -1 : readv(conn.fd.get(), iov.data(), static_cast<int>(iov.size()));
       if (want == 0) {
         // A chain with room for the header only: nothing to read into, try the next one.
@@ -556,7 +539,7 @@ void Vsock::HandleGuestData(Connection& conn, const VsockHeader& h, const Descri
   uint32_t written = 0;
   if (conn.tx_buf.empty()) {
     std::vector<iovec> iov;
-    BuildIov(chain.readable, kVsockHeaderBytes, h.len, &iov);
+    AppendIov(chain.readable, kVsockHeaderBytes, h.len, &iov);
     msghdr msg{};
     msg.msg_iov = iov.data();
     msg.msg_iovlen = iov.size();

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/bench/bench_util.h"
 #include "tests/integration/ember_runner.h"
 #include "vmm/base/strings.h"
 
@@ -25,28 +26,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
-// CPU time of every live thread of `pid`, in seconds (nanosecond resolution).
-double ProcessCpuSeconds(pid_t pid) {
-  std::string dir = "/proc/" + std::to_string(pid) + "/task";
-  DIR* d = opendir(dir.c_str());
-  if (!d) return 0;
-  unsigned long long total = 0;
-  while (dirent* e = readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    std::ifstream in(dir + "/" + e->d_name + "/schedstat");
-    unsigned long long ns = 0;
-    if (in >> ns) total += ns;
-  }
-  closedir(d);
-  return total / 1e9;
-}
 
 struct Phase {
   double seconds = 0;

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/bench/bench_util.h"
 #include "tests/integration/ember_runner.h"
 
 namespace ember::testing {
@@ -24,12 +25,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr uint64_t kGuestMib = 128;
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
 

@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/bench/bench_util.h"
 #include "tests/integration/ember_runner.h"
 #include "tests/support/netns.h"
 #include "vmm/base/strings.h"
@@ -46,30 +47,9 @@ constexpr size_t kDatagramBytes = 65000 - 20 - 8;  // one IPv4 packet at the TAP
 constexpr const char* kTapMtu = "65000";
 constexpr int kBurst = 16;  // datagrams the host source sends between pauses
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 double Now() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
 
-// CPU time of every live thread of `pid`, in seconds (nanosecond resolution).
-double ProcessCpuSeconds(pid_t pid) {
-  std::string dir = "/proc/" + std::to_string(pid) + "/task";
-  DIR* d = opendir(dir.c_str());
-  if (!d) return 0;
-  unsigned long long total = 0;
-  while (dirent* e = readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    std::ifstream in(dir + "/" + e->d_name + "/schedstat");
-    unsigned long long ns = 0;
-    if (in >> ns) total += ns;
-  }
-  closedir(d);
-  return total / 1e9;
-}
 
 bool EnterNamespace(const NetNamespace& ns) {
   int fd = open(ns.path().c_str(), O_RDONLY | O_CLOEXEC);

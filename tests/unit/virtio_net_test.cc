@@ -93,7 +93,9 @@ class NetTest : public ::testing::Test {
   void TearDown() override {
     net_.reset();
     if (packet_ >= 0) close(packet_);
-    if (entered_) EXPECT_EQ(setns(original_ns_, CLONE_NEWNET), 0);
+    if (entered_) {
+      EXPECT_EQ(setns(original_ns_, CLONE_NEWNET), 0);
+    }
     if (original_ns_ >= 0) close(original_ns_);
     ns_.reset();
   }
