@@ -114,16 +114,7 @@ void Block::ProcessQueue(size_t index) {
   DescriptorChain chain;
   while (true) {
     if (limiter_ && limiter_->blocked()) break;  // the timer brings us back
-    QueueError error;
-    if (!queue.Pop(&chain, &error)) {
-      if (error != QueueError::kNone) {
-        CheckPop(queue, error, chain);
-        break;
-      }
-      if (queue.EnableNotification()) continue;
-      break;
-    }
-    if (!CheckPop(queue, error, chain)) continue;
+    if (!NextChain(queue, &chain)) break;
     if (limiter_) {
       // Data bytes: everything but the 16-byte header and the status byte.
       uint64_t total = chain.readable_bytes + chain.writable_bytes;

@@ -305,16 +305,7 @@ void Net::ProcessTx() {
   bool used = false;
   while (true) {
     if (tx_limiter_ && tx_limiter_->blocked()) break;
-    QueueError error;
-    if (!queue.Pop(&chain, &error)) {
-      if (error != QueueError::kNone) {
-        CheckPop(queue, error, chain);
-        break;
-      }
-      if (queue.EnableNotification()) continue;
-      break;
-    }
-    if (!CheckPop(queue, error, chain)) continue;
+    if (!NextChain(queue, &chain)) break;
     if (!chain.writable.empty() || chain.readable_bytes <= kNetHdrLen ||
         chain.readable_bytes > kMaxFrameWithHeader) {
       CountError(StrFormat("a TX chain of %llu readable and %llu writable bytes",

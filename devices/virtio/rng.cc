@@ -34,16 +34,7 @@ void Rng::ProcessQueue(size_t index) {
   DescriptorChain chain;
   while (true) {
     if (limiter_ && limiter_->blocked()) break;
-    QueueError error;
-    if (!queue.Pop(&chain, &error)) {
-      if (error != QueueError::kNone) {
-        CheckPop(queue, error, chain);
-        break;
-      }
-      if (queue.EnableNotification()) continue;
-      break;
-    }
-    if (!CheckPop(queue, error, chain)) continue;
+    if (!NextChain(queue, &chain)) break;
     if (!chain.readable.empty()) {
       CountError("an entropy request with a device-readable buffer");
       queue.AddUsed(chain.head, 0);

@@ -44,6 +44,21 @@ bool VirtioDevice::CheckPop(Queue& queue, QueueError error, const DescriptorChai
   return false;
 }
 
+bool VirtioDevice::NextChain(Queue& queue, DescriptorChain* chain) {
+  while (true) {
+    QueueError error;
+    if (!queue.Pop(chain, &error)) {
+      if (error != QueueError::kNone) {
+        CheckPop(queue, error, *chain);
+        return false;
+      }
+      if (queue.EnableNotification()) continue;
+      return false;
+    }
+    if (CheckPop(queue, error, *chain)) return true;
+  }
+}
+
 void VirtioDevice::MaybeSignal(Queue& queue) {
   if (queue.NeedsInterrupt()) active_.callbacks->SignalUsed();
 }

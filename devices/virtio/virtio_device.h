@@ -80,6 +80,10 @@ class VirtioDevice {
   // Answers what Queue::Pop reported: a chain error drops the chain (returned with length 0),
   // a ring error marks the device NEEDS_RESET. Returns true when the chain may be used.
   bool CheckPop(Queue& queue, QueueError error, const DescriptorChain& chain);
+  // Takes the next chain to serve from `queue`. A malformed chain is answered through CheckPop
+  // and skipped, a broken ring marks the device NEEDS_RESET, and an empty queue re-enables
+  // notifications (and looks again for chains that raced in). False: nothing more to serve.
+  bool NextChain(Queue& queue, DescriptorChain* chain);
   // Raises the interrupt if the driver wants one for what was added to `queue`.
   void MaybeSignal(Queue& queue);
   std::vector<uint8_t> config_space_;  // served by the default ReadConfig

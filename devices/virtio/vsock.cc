@@ -274,16 +274,7 @@ void Vsock::ProcessTx() {
       tx_stalled_ = true;
       break;
     }
-    QueueError error;
-    if (!queue.Pop(&chain, &error)) {
-      if (error != QueueError::kNone) {
-        CheckPop(queue, error, chain);
-        break;
-      }
-      if (queue.EnableNotification()) continue;
-      break;
-    }
-    if (!CheckPop(queue, error, chain)) continue;
+    if (!NextChain(queue, &chain)) break;
     VsockHeader h;
     if (chain.CopyFromReadable(0, &h, sizeof(h)) < sizeof(h)) {
       CountError(StrFormat("a tx chain of %llu readable bytes, shorter than a packet header",
@@ -308,16 +299,7 @@ void Vsock::ProcessRx() {
   bool used = false;
   DescriptorChain chain;
   while (!rst_queue_.empty() || !rx_ready_.empty()) {
-    QueueError error;
-    if (!queue.Pop(&chain, &error)) {
-      if (error != QueueError::kNone) {
-        CheckPop(queue, error, chain);
-        break;
-      }
-      if (queue.EnableNotification()) continue;
-      break;
-    }
-    if (!CheckPop(queue, error, chain)) continue;
+    if (!NextChain(queue, &chain)) break;
     if (chain.writable_bytes < kVsockHeaderBytes) {
       CountError(StrFormat("an rx chain of %llu writable bytes, shorter than a packet header",
                            static_cast<unsigned long long>(chain.writable_bytes)));
