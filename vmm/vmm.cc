@@ -34,7 +34,7 @@ constexpr uint64_t kI8042Port = 0x60;
 constexpr uint64_t kI8042PortLen = 5;  // 0x60..0x64
 // virtio-mmio devices take GSIs from 5 up to the last IOAPIC pin (Firecracker's IRQ_BASE 5).
 constexpr uint32_t kFirstVirtioGsi = 5;
-constexpr uint32_t kLastVirtioGsi = 23;
+constexpr uint32_t kLastVirtioGsi = kFirstVirtioGsi + kMaxVirtioDevices - 1;
 
 // LAPIC local vector table entries (Intel SDM vol. 3, 10.5.1).
 constexpr size_t kApicLvtLint0 = 0x350;
@@ -65,7 +65,8 @@ class Vmm::TransportEvents : public virtio::EventWatcher {
   Status Watch(int fd, uint32_t events) override {
     if (loop_->Watching(fd)) return loop_->Modify(fd, events);
     virtio::MmioTransport* t = transport_;
-    return loop_->Add(fd, events, [t, fd](uint32_t ready) { t->OnEventFd(fd, ready); });
+    return loop_->Add(
+        fd, events, [t, fd](uint32_t ready) { t->OnEventFd(fd, ready); }, EventLoop::kDevices);
   }
   void Unwatch(int fd) override {
     if (loop_->Watching(fd)) (void)loop_->Remove(fd);
@@ -227,7 +228,9 @@ Status Vmm::CreateVirtioDevices(const VmConfig& config) {
     if (drive.io_engine == IoEngine::kAsync) {
       LOG_WARN("drive %s: io_engine Async is served by the Sync engine", drive.drive_id.c_str());
     }
-    devices.push_back(TRY(virtio::Block::Open(options)));
+    std::shared_ptr<virtio::Block> block = TRY(virtio::Block::Open(options));
+    drives_by_id_[drive.drive_id] = block.get();
+    devices.push_back(std::move(block));
     if (drive.is_root_device) {
       // Firecracker's append_root_device_cmdline. The root drive is first, so it is /dev/vda.
       root_cmdline_ = drive.partuuid ? "root=PARTUUID=" + *drive.partuuid : "root=/dev/vda";
@@ -243,7 +246,9 @@ Status Vmm::CreateVirtioDevices(const VmConfig& config) {
     options.mtu = net.mtu;
     options.rx_rate_limiter = net.rx_rate_limiter;
     options.tx_rate_limiter = net.tx_rate_limiter;
-    devices.push_back(TRY(virtio::Net::Open(options)));
+    std::shared_ptr<virtio::Net> device = TRY(virtio::Net::Open(options));
+    nets_by_id_[net.iface_id] = device.get();
+    devices.push_back(std::move(device));
   }
   if (config.vsock) {
     virtio::VsockOptions options;
@@ -386,7 +391,8 @@ Status Vmm::SetUpEventLoop() {
 
 void Vmm::WatchSerialInput() {
   if (serial_in_watched_ || serial_in_closed_) return;
-  Status s = loop_->Add(options_.serial_in_fd, EPOLLIN, [this](uint32_t) { OnSerialInput(); });
+  Status s = loop_->Add(
+      options_.serial_in_fd, EPOLLIN, [this](uint32_t) { OnSerialInput(); }, EventLoop::kDevices);
   if (!s.ok()) {
     LOG_WARN("console input disabled: %s", s.error().message.c_str());
     serial_in_closed_ = true;
@@ -432,15 +438,23 @@ void Vmm::StopVcpus() {
 }
 
 int Vmm::Run() {
-  SetThreadLogName("vmm");
-  for (auto& v : vcpus_) v->Start();
+  Start();
   Status s = loop_->Run();
-  StopVcpus();
-  if (saved_termios_) tcsetattr(options_.serial_in_fd, TCSANOW, &*saved_termios_);
   if (!s.ok()) {
     LOG_ERROR("event loop failed: %s", s.error().message.c_str());
-    return kExitGeneric;
+    RequestExit(VmExit{VmExitKind::kError, "event loop failed"});
   }
+  return Finish();
+}
+
+void Vmm::Start() {
+  SetThreadLogName("vmm");
+  for (auto& v : vcpus_) v->Start();
+}
+
+int Vmm::Finish() {
+  StopVcpus();
+  if (saved_termios_) tcsetattr(options_.serial_in_fd, TCSANOW, &*saved_termios_);
   LogVirtioCounters();
   uint64_t unhandled = 0;
   for (auto& v : vcpus_) unhandled += v->unhandled_exits();

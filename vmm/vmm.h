@@ -6,6 +6,7 @@
 #include <termios.h>
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -15,15 +16,21 @@
 #include "devices/legacy/boot_timer.h"
 #include "devices/legacy/i8042.h"
 #include "devices/legacy/serial.h"
+#include "devices/virtio/block.h"
 #include "devices/virtio/mmio_transport.h"
+#include "devices/virtio/net.h"
 #include "vmm/base/event_loop.h"
 #include "vmm/boot/boot.h"
 #include "vmm/config/vm_config.h"
+#include "vmm/config/vmm_action.h"
 #include "vmm/kvm/kvm.h"
 #include "vmm/memory/guest_memory.h"
 #include "vmm/vcpu.h"
 
 namespace ember {
+
+// virtio-mmio devices take GSIs 5..23, one each (Firecracker's IRQ_BASE..IRQ_MAX).
+inline constexpr uint32_t kMaxVirtioDevices = 19;
 
 struct VmmOptions {
   bool boot_timer = false;
@@ -45,6 +52,20 @@ class Vmm {
   // and joins every vCPU. Returns the process exit code: 0 when the guest reset or shut down,
   // 1 on a VMM or vCPU error.
   int Run();
+  // Run() in two halves, for a caller that runs event_loop() itself (the API server shares it).
+  void Start();
+  int Finish();
+  EventLoop& event_loop() { return *loop_; }
+
+  // Runtime requests, from the VMM thread (vmm_runtime.cc). Pause parks every vCPU outside
+  // KVM_RUN and takes the devices' fds out of the event loop; Resume undoes both, and the guest
+  // continues exactly where it stopped.
+  Status Pause();
+  Status Resume();
+  bool paused() const { return paused_; }
+  Status SendCtrlAltDel();
+  Status UpdateDrive(const DriveUpdate& update);
+  Status UpdateNetworkInterface(const NetworkInterfaceUpdate& update);
 
   // Ends the VM from any thread (the i8042 reset line, a vCPU's fatal exit).
   void RequestExit(const VmExit& exit);
@@ -92,6 +113,9 @@ class Vmm {
     std::unique_ptr<virtio::EventWatcher> events;  // the event loop, as this device sees it
   };
   std::vector<VirtioSlot> virtio_;
+  // For PATCH /drives and /network-interfaces: the devices by their configuration ids.
+  std::map<std::string, virtio::Block*> drives_by_id_;
+  std::map<std::string, virtio::Net*> nets_by_id_;
   std::string root_cmdline_;  // "root=/dev/vda rw" when a drive is the root device
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   std::optional<EventLoop> loop_;
@@ -102,6 +126,7 @@ class Vmm {
   bool serial_in_watched_ = false;
   bool serial_in_closed_ = false;
   std::optional<termios> saved_termios_;
+  bool paused_ = false;
 };
 
 }  // namespace ember

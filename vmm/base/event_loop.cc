@@ -12,29 +12,53 @@ Result<EventLoop> EventLoop::Create() {
   return loop;
 }
 
-Status EventLoop::Add(int fd, uint32_t events, Callback callback) {
+Status EventLoop::Control(int op, int fd, uint32_t events) {
   struct epoll_event ev = {};
   ev.events = events;
   ev.data.fd = fd;
-  if (epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0)
-    return Error::Errno(StrFormat("epoll_ctl(ADD, fd %d)", fd));
-  callbacks_[fd] = std::make_shared<Callback>(std::move(callback));
+  if (epoll_ctl(epoll_.get(), op, fd, op == EPOLL_CTL_DEL ? nullptr : &ev) != 0) {
+    const char* name = op == EPOLL_CTL_ADD ? "ADD" : op == EPOLL_CTL_MOD ? "MOD" : "DEL";
+    return Error::Errno(StrFormat("epoll_ctl(%s, fd %d)", name, fd));
+  }
+  return Ok();
+}
+
+Status EventLoop::Add(int fd, uint32_t events, Callback callback, Group group) {
+  if (!Suspended(group)) TRY_STATUS(Control(EPOLL_CTL_ADD, fd, events));
+  sources_[fd] = Source{std::make_shared<Callback>(std::move(callback)), events, group};
   return Ok();
 }
 
 Status EventLoop::Remove(int fd) {
-  callbacks_.erase(fd);
-  if (epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr) != 0)
-    return Error::Errno(StrFormat("epoll_ctl(DEL, fd %d)", fd));
+  auto it = sources_.find(fd);
+  if (it == sources_.end()) return Error{StrFormat("fd %d is not watched", fd)};
+  const bool in_epoll = !Suspended(it->second.group);
+  sources_.erase(it);
+  if (in_epoll) TRY_STATUS(Control(EPOLL_CTL_DEL, fd, 0));
   return Ok();
 }
 
 Status EventLoop::Modify(int fd, uint32_t events) {
-  struct epoll_event ev = {};
-  ev.events = events;
-  ev.data.fd = fd;
-  if (epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev) != 0)
-    return Error::Errno(StrFormat("epoll_ctl(MOD, fd %d)", fd));
+  auto it = sources_.find(fd);
+  if (it == sources_.end()) return Error{StrFormat("fd %d is not watched", fd)};
+  it->second.events = events;
+  if (Suspended(it->second.group)) return Ok();
+  return Control(EPOLL_CTL_MOD, fd, events);
+}
+
+Status EventLoop::Suspend(Group group) {
+  if (Suspended(group)) return Ok();
+  for (const auto& [fd, source] : sources_)
+    if (source.group == group) TRY_STATUS(Control(EPOLL_CTL_DEL, fd, 0));
+  suspended_.insert(group);
+  return Ok();
+}
+
+Status EventLoop::Resume(Group group) {
+  if (!Suspended(group)) return Ok();
+  suspended_.erase(group);
+  for (const auto& [fd, source] : sources_)
+    if (source.group == group) TRY_STATUS(Control(EPOLL_CTL_ADD, fd, source.events));
   return Ok();
 }
 
@@ -46,9 +70,10 @@ Result<int> EventLoop::RunOnce(int timeout_ms) {
     return Error::Errno("epoll_wait");
   }
   for (int i = 0; i < n && !stopped_; i++) {
-    auto it = callbacks_.find(events[i].data.fd);
-    if (it == callbacks_.end()) continue;  // removed by an earlier callback in this batch
-    std::shared_ptr<Callback> cb = it->second;
+    auto it = sources_.find(events[i].data.fd);
+    // Removed, or its group suspended, by an earlier callback in this batch.
+    if (it == sources_.end() || Suspended(it->second.group)) continue;
+    std::shared_ptr<Callback> cb = it->second.callback;
     (*cb)(events[i].events);
   }
   return n;
