@@ -56,15 +56,76 @@ void Vcpu::Start(std::function<void()> before_run) {
   });
 }
 
-void Vcpu::Stop() {
-  stop_ = true;
+void Vcpu::Kick() {
   // immediate_exit covers the race where the signal lands just before the thread enters KVM_RUN.
-  fd_.run()->immediate_exit = 1;
+  std::atomic_ref<uint8_t>(fd_.run()->immediate_exit).store(1);
   if (thread_.joinable() && running_) pthread_kill(thread_.native_handle(), KickSignal());
+}
+
+void Vcpu::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();  // a parked thread wakes and ends
+  Kick();
 }
 
 void Vcpu::Join() {
   if (thread_.joinable()) thread_.join();
+}
+
+Status Vcpu::Pause() {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (stop_ || ended_) return Error{StrFormat("vCPU %u has stopped", index())};
+  if (parked_) return Ok();
+  pause_requested_ = true;
+  if (!thread_.joinable()) return Ok();  // not started: it parks before its first KVM_RUN
+  lock.unlock();
+  Kick();
+  lock.lock();
+  cv_.wait_for(lock, kPauseTimeout, [this] { return parked_ || ended_ || stop_; });
+  if (parked_) return Ok();
+  // Withdrawn under the lock: the thread, not parked now, will not park later.
+  pause_requested_ = false;
+  if (stop_ || ended_) return Error{StrFormat("vCPU %u stopped while pausing", index())};
+  return Error{StrFormat("vCPU %u did not leave KVM_RUN within %lld ms", index(),
+                         static_cast<long long>(kPauseTimeout.count()))};
+}
+
+Status Vcpu::Resume() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pause_requested_ = false;
+  }
+  cv_.notify_all();
+  return Ok();
+}
+
+bool Vcpu::paused() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return parked_;
+}
+
+VcpuCounters Vcpu::counters() const {
+  VcpuCounters c;
+  c.exit_io_in = exit_io_in_.load(std::memory_order_relaxed);
+  c.exit_io_out = exit_io_out_.load(std::memory_order_relaxed);
+  c.exit_mmio_read = exit_mmio_read_.load(std::memory_order_relaxed);
+  c.exit_mmio_write = exit_mmio_write_.load(std::memory_order_relaxed);
+  c.failures = failures_.load(std::memory_order_relaxed);
+  return c;
+}
+
+bool Vcpu::ParkIfPaused() {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (pause_requested_ && !stop_) {
+    parked_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return !pause_requested_ || stop_; });
+    parked_ = false;
+  }
+  return !stop_;
 }
 
 void Vcpu::ThreadMain(std::function<void()> before_run) {
@@ -73,22 +134,36 @@ void Vcpu::ThreadMain(std::function<void()> before_run) {
   std::string thread_name = StrFormat("ember_vcpu %u", index());
   pthread_setname_np(pthread_self(), thread_name.c_str());
   if (before_run) before_run();
-  while (!stop_) {
+  // False between an exit and the next KVM_RUN: KVM finishes a PIO/MMIO read on re-entry (the
+  // data handed back in kvm_run goes into the guest's register then), so the thread may park
+  // only when KVM_RUN came back with EINTR, or before the first KVM_RUN.
+  bool settled = true;
+  while (settled ? ParkIfPaused() : !stop_) {
     Status s = fd_.Run();
     if (!s.ok()) {
       if (s.error().err == EINTR || s.error().err == EAGAIN) {
-        fd_.run()->immediate_exit = 0;
-        continue;  // kicked: the loop condition decides
+        // Cleared before the stop and pause flags are looked at again, so a kick that comes
+        // after this point is never lost.
+        std::atomic_ref<uint8_t>(fd_.run()->immediate_exit).store(0);
+        settled = true;
+        continue;
       }
       ReportError(s.error().message);
       break;
     }
+    settled = false;
     if (!HandleExit()) break;
   }
   running_ = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ended_ = true;
+  }
+  cv_.notify_all();
 }
 
 void Vcpu::ReportError(const std::string& what) {
+  failures_.fetch_add(1, std::memory_order_relaxed);
   // Logged once, by the VMM thread, when it ends the VM with this reason.
   std::string msg = StrFormat("vCPU %u: %s; %s", index(), what.c_str(), DescribeRegs(fd_).c_str());
   report_exit_(VmExit{VmExitKind::kError, msg});
@@ -98,6 +173,8 @@ bool Vcpu::HandleExit() {
   kvm_run* run = fd_.run();
   switch (run->exit_reason) {
     case KVM_EXIT_IO: {
+      (run->io.direction == KVM_EXIT_IO_OUT ? exit_io_out_ : exit_io_in_)
+          .fetch_add(1, std::memory_order_relaxed);
       uint8_t* data = reinterpret_cast<uint8_t*>(run) + run->io.data_offset;
       for (uint32_t i = 0; i < run->io.count; i++) {
         uint8_t* item = data + static_cast<size_t>(i) * run->io.size;
@@ -109,6 +186,8 @@ bool Vcpu::HandleExit() {
       return true;
     }
     case KVM_EXIT_MMIO: {
+      (run->mmio.is_write ? exit_mmio_write_ : exit_mmio_read_)
+          .fetch_add(1, std::memory_order_relaxed);
       bool handled = run->mmio.is_write
                          ? mmio_bus_->Write(run->mmio.phys_addr, run->mmio.data, run->mmio.len)
                          : mmio_bus_->Read(run->mmio.phys_addr, run->mmio.data, run->mmio.len);

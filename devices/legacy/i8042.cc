@@ -52,7 +52,7 @@ constexpr uint8_t kKbdBatOk = 0xaa;
 constexpr uint8_t kKbdIdMf2[] = {0xab, 0x83};
 
 // Power-on: keyboard interrupts on and the POST flag set (as Firecracker); no scancode
-// translation, so the guest reads set-2 codes as TriggerCtrlAltDel sends them.
+// translation, so the guest reads set-2 codes as SendCtrlAltDel sends them.
 constexpr uint8_t kDefaultCtr = kCtrKbdInt | kCtrSysFlag;
 constexpr uint8_t kDefaultOutputPort = 0x03;  // reset line released, A20 enabled
 
@@ -234,7 +234,7 @@ void I8042::RaiseIfEnabled() {
   if (ctr_ & kCtrKbdInt) irq_->Trigger();
 }
 
-Status I8042::TriggerCtrlAltDel() {
+Status I8042::SendCtrlAltDel() {
   std::lock_guard<std::mutex> lock(mu_);
   constexpr size_t kSequenceLen = 4;
   if (kOutputQueueSize - output_.size() < kSequenceLen) {

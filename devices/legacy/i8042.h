@@ -61,10 +61,12 @@ class I8042 : public BusDevice {
   void Read(uint64_t offset, uint8_t* data, size_t len) override;
   void Write(uint64_t offset, const uint8_t* data, size_t len) override;
 
-  // Queues the set-2 scancodes for Ctrl, Alt, Del make (0x14 0x11 0xE0 0x71, facts 2.6) and
-  // raises IRQ 1 when the guest enabled keyboard interrupts. Fails, queueing nothing, when the
-  // output queue lacks room for all four bytes.
-  Status TriggerCtrlAltDel();
+  // PUT /actions SendCtrlAltDel, from the VMM thread while vCPU threads use the ports: queues
+  // the set-2 scancodes for Ctrl, Alt, Del make (0x14 0x11 0xE0 0x71, facts 2.6; Firecracker's
+  // trigger_ctrl_alt_del) and raises IRQ 1 when the guest enabled keyboard interrupts. Fails,
+  // queueing nothing, when the output queue lacks room for all four bytes (Firecracker's
+  // InternalBufferFull).
+  Status SendCtrlAltDel();
 
   I8042State Save() const;
   // The output queue is truncated to kOutputQueueSize bytes.

@@ -16,9 +16,6 @@
 namespace ember::virtio {
 namespace {
 
-
-// Appends the guest buffers covering [offset, offset + len) of `segments` to `iov`.
-
 // preadv/pwritev until everything moved; a short transfer (EOF, a file truncated behind our
 // back) or an error is an I/O error for the guest.
 bool TransferAll(int fd, bool write, std::vector<iovec> iov, off_t offset) {
@@ -45,13 +42,20 @@ bool TransferAll(int fd, bool write, std::vector<iovec> iov, off_t offset) {
   return true;
 }
 
-}  // namespace
+// The image behind a drive: its fd opened with the drive's access mode, its size in sectors and
+// the GET_ID answer derived from it.
+struct Image {
+  UniqueFd fd;
+  uint64_t sectors = 0;
+  std::string id;
+};
 
-Result<std::shared_ptr<Block>> Block::Open(const BlockOptions& options) {
-  const std::string what = StrFormat("drive %s: %s", options.drive_id.c_str(), options.path.c_str());
-  int fd = open(options.path.c_str(), (options.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+Result<Image> OpenImage(const std::string& drive_id, const std::string& path, bool read_only) {
+  const std::string what = StrFormat("drive %s: %s", drive_id.c_str(), path.c_str());
+  int fd = open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
   if (fd < 0) return Error::Errno(what);
-  UniqueFd file(fd);
+  Image image;
+  image.fd = UniqueFd(fd);
   struct stat st;
   if (fstat(fd, &st) != 0) return Error::Errno(what);
   uint64_t size = 0;
@@ -66,26 +70,73 @@ Result<std::shared_ptr<Block>> Block::Open(const BlockOptions& options) {
     return Error{StrFormat("%s: its size, %llu bytes, is not a multiple of 512", what.c_str(),
                            static_cast<unsigned long long>(size))};
   }
+  image.sectors = size / kSectorSize;
   // Firecracker's id: the decimal device, rdev and inode numbers, cut to 20 bytes.
-  std::string id = StrFormat("%llu%llu%llu", static_cast<unsigned long long>(st.st_dev),
-                             static_cast<unsigned long long>(st.st_rdev),
-                             static_cast<unsigned long long>(st.st_ino));
-  id.resize(kBlkIdBytes, '\0');
-  std::shared_ptr<Block> block(new Block(options, std::move(file), size / kSectorSize, id));
-  if (options.rate_limiter) {
-    block->limiter_ = TRY(RateLimiter::Create(*options.rate_limiter));
-  }
-  return block;
+  image.id = StrFormat("%llu%llu%llu", static_cast<unsigned long long>(st.st_dev),
+                       static_cast<unsigned long long>(st.st_rdev),
+                       static_cast<unsigned long long>(st.st_ino));
+  image.id.resize(kBlkIdBytes, '\0');
+  return image;
 }
 
-Block::Block(const BlockOptions& options, UniqueFd fd, uint64_t capacity_sectors, std::string id)
+}  // namespace
+
+Result<std::shared_ptr<Block>> Block::Open(const BlockOptions& options) {
+  Image image = TRY(OpenImage(options.drive_id, options.path, options.read_only));
+  std::unique_ptr<RateLimiter> limiter =
+      TRY(RateLimiter::Create(options.rate_limiter.value_or(RateLimiterConfig{})));
+  return std::shared_ptr<Block>(new Block(options, std::move(image.fd), image.sectors,
+                                          std::move(image.id), std::move(limiter)));
+}
+
+Block::Block(const BlockOptions& options, UniqueFd fd, uint64_t capacity_sectors, std::string id,
+             std::unique_ptr<RateLimiter> limiter)
     : VirtioDevice("block " + options.drive_id),
       options_(options),
       fd_(std::move(fd)),
-      capacity_sectors_(capacity_sectors),
-      id_(std::move(id)) {
+      id_(std::move(id)),
+      limiter_(std::move(limiter)) {
+  SetCapacity(capacity_sectors);
+}
+
+void Block::SetCapacity(uint64_t sectors) {
+  capacity_sectors_ = sectors;
   config_space_.resize(8);
   memcpy(config_space_.data(), &capacity_sectors_, 8);  // virtio_blk_config.capacity (LE)
+}
+
+Status Block::UpdateBackingFile(const std::string& path) {
+  // Opened before taking the lock: the guest goes on being served from the old image meanwhile.
+  Image image = TRY(OpenImage(options_.drive_id, path, options_.read_only));
+  std::unique_lock<std::mutex> lock = LockLikeTransport();
+  fd_ = std::move(image.fd);
+  SetCapacity(image.sectors);
+  id_ = std::move(image.id);
+  options_.path = path;
+  if (transport_) transport_->SignalConfigChange();
+  return Ok();
+}
+
+void Block::UpdateRateLimiter(const RateLimiterConfig& config) {
+  std::unique_lock<std::mutex> lock = LockLikeTransport();
+  limiter_->Update(config);
+  RateLimiterConfig merged = options_.rate_limiter.value_or(RateLimiterConfig{});
+  if (config.bandwidth) merged.bandwidth = config.bandwidth;
+  if (config.ops) merged.ops = config.ops;
+  options_.rate_limiter = merged;
+  WatchLimiterTimer();  // a first bucket makes the timer worth watching
+}
+
+void Block::WatchLimiterTimer() {
+  const int fd = limiter_->timer_fd();
+  if (limiter_timer_fd_ >= 0 || !watcher_ || fd < 0) return;
+  Status s = watcher_->Watch(fd, EPOLLIN);
+  if (!s.ok()) {
+    LOG_WARN("%s: the rate limiter's timer cannot be watched: %s", name().c_str(),
+             s.error().message.c_str());
+    return;
+  }
+  limiter_timer_fd_ = fd;
 }
 
 uint64_t Block::offered_features() const {
@@ -97,12 +148,18 @@ uint64_t Block::offered_features() const {
 
 Status Block::AttachEvents(EventWatcher* watcher) {
   TRY_STATUS(VirtioDevice::AttachEvents(watcher));
-  if (limiter_ && limiter_->timer_fd() >= 0) TRY_STATUS(watcher->Watch(limiter_->timer_fd(), EPOLLIN));
+  const int fd = limiter_->timer_fd();
+  if (fd >= 0) {
+    TRY_STATUS(watcher->Watch(fd, EPOLLIN));
+    limiter_timer_fd_ = fd;
+  }
   return Ok();
 }
 
 void Block::OnEventFd(int fd, uint32_t /*events*/) {
-  if (!limiter_ || fd != limiter_->timer_fd()) return;
+  // Not timer_fd(): an update may have disabled every bucket while a wait was armed, and that
+  // expiry must still be drained and unblock the queue.
+  if (fd != limiter_timer_fd_) return;
   limiter_->OnTimerEvent();
   if (active()) ProcessQueue(0);
 }
@@ -113,23 +170,21 @@ void Block::ProcessQueue(size_t index) {
   bool used = false;
   DescriptorChain chain;
   while (true) {
-    if (limiter_ && limiter_->blocked()) break;  // the timer brings us back
+    if (limiter_->blocked()) break;  // the timer brings us back
     if (!NextChain(queue, &chain)) break;
-    if (limiter_) {
-      // Data bytes: everything but the 16-byte header and the status byte.
-      uint64_t total = chain.readable_bytes + chain.writable_bytes;
-      uint64_t bytes = total > 17 ? total - 17 : 0;
-      if (!limiter_->Consume(1, TokenType::kOps)) {
-        queue.UndoPop();
-        throttled_++;
-        break;
-      }
-      if (!limiter_->Consume(bytes, TokenType::kBytes)) {
-        limiter_->ManualReplenish(1, TokenType::kOps);
-        queue.UndoPop();
-        throttled_++;
-        break;
-      }
+    // Data bytes: everything but the 16-byte header and the status byte.
+    uint64_t total = chain.readable_bytes + chain.writable_bytes;
+    uint64_t bytes = total > 17 ? total - 17 : 0;
+    if (!limiter_->Consume(1, TokenType::kOps)) {
+      queue.UndoPop();
+      throttled_++;
+      break;
+    }
+    if (!limiter_->Consume(bytes, TokenType::kBytes)) {
+      limiter_->ManualReplenish(1, TokenType::kOps);
+      queue.UndoPop();
+      throttled_++;
+      break;
     }
     std::optional<uint32_t> len = Execute(chain);  // bounded by the image size plus one
     queue.AddUsed(chain.head, len.value_or(0));
@@ -228,7 +283,7 @@ BlockState Block::Save() const {
   s.path = options_.path;
   s.read_only = options_.read_only;
   s.writeback = options_.writeback;
-  if (limiter_) s.rate_limiter = limiter_->Save();
+  s.rate_limiter = limiter_->Save();
   return s;
 }
 
@@ -245,7 +300,7 @@ Status Block::Restore(const BlockState& state) {
                            static_cast<unsigned long long>(state.capacity_sectors),
                            state.read_only ? " (read-only)" : "")};
   }
-  if (state.rate_limiter && limiter_) TRY_STATUS(limiter_->Restore(*state.rate_limiter));
+  if (state.rate_limiter) TRY_STATUS(limiter_->Restore(*state.rate_limiter));
   return Ok();
 }
 

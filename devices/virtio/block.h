@@ -47,6 +47,17 @@ class Block : public VirtioDevice {
   Status AttachEvents(EventWatcher* watcher) override;
   void OnEventFd(int fd, uint32_t events) override;
 
+  // PATCH /drives, from the VMM thread while the guest runs; both take the transport's lock.
+  // UpdateBackingFile opens `path` as the drive was opened (read-only or not; the same checks as
+  // Open, whose errors it returns with the drive left on its old image), then serves every later
+  // request from it: the capacity in config space and the GET_ID answer follow the new file, and
+  // the driver is told through a configuration-change interrupt (Firecracker's
+  // update_disk_image).
+  Status UpdateBackingFile(const std::string& path);
+  // Firecracker's update_rate_limiter: a bucket given replaces the old one with a new, full
+  // bucket (size or refill time 0 disables it); a bucket absent keeps its state.
+  void UpdateRateLimiter(const RateLimiterConfig& config);
+
   uint64_t capacity_sectors() const { return capacity_sectors_; }
   // The 20 bytes GET_ID answers (dev, rdev and inode of the image, as Firecracker derives it).
   const std::string& id() const { return id_; }
@@ -63,18 +74,24 @@ class Block : public VirtioDevice {
   uint64_t throttled() const { return throttled_; }
 
  private:
-  Block(const BlockOptions& options, UniqueFd fd, uint64_t capacity_sectors, std::string id);
+  Block(const BlockOptions& options, UniqueFd fd, uint64_t capacity_sectors, std::string id,
+        std::unique_ptr<RateLimiter> limiter);
+  void SetCapacity(uint64_t sectors);
+  void WatchLimiterTimer();
   // Serves one request; returns the bytes written to the driver's buffers (used length), or
   // nullopt when the chain is malformed past answering (no status byte) and must be dropped.
   std::optional<uint32_t> Execute(const DescriptorChain& chain);
   uint8_t DoIo(bool write, uint64_t sector, const DescriptorChain& chain, uint64_t data_offset,
                uint64_t data_len);
 
-  BlockOptions options_;
+  BlockOptions options_;  // path and rate_limiter follow the updates
   UniqueFd fd_;
   uint64_t capacity_sectors_;
   std::string id_;
+  // Always present, with no bucket when none is configured: as Firecracker's, so a later
+  // UpdateRateLimiter needs no timerfd_create (which the seccomp filter may forbid by then).
   std::unique_ptr<RateLimiter> limiter_;
+  int limiter_timer_fd_ = -1;  // the limiter's timer fd once it is in the event loop
   std::atomic<uint64_t> read_bytes_{0};
   std::atomic<uint64_t> write_bytes_{0};
   std::atomic<uint64_t> requests_{0};

@@ -16,7 +16,10 @@ MmioTransport::MmioTransport(std::shared_ptr<VirtioDevice> device, const GuestMe
                              IrqLine* irq)
     : device_(std::move(device)), memory_(memory), irq_(irq) {
   for (size_t i = 0; i < device_->queue_count(); i++) queues_.emplace_back(device_->queue_max_size());
+  device_->BindTransport(&mu_, this);
 }
+
+MmioTransport::~MmioTransport() { device_->UnbindTransport(this); }
 
 void MmioTransport::Read(uint64_t offset, uint8_t* data, size_t len) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -265,7 +268,12 @@ void MmioTransport::SignalUsed() {
 }
 
 void MmioTransport::SignalConfigChange() {
+  // 4.2.2: ConfigGeneration changes whenever the configuration does, so a driver reading a
+  // multi-field config space across the change retries.
   regs_.config_generation++;
+  // A driver that is not live reads the configuration when it comes up (as Firecracker, which
+  // interrupts only an activated device).
+  if (!regs_.activated) return;
   regs_.interrupt_status |= kInterruptConfigChange;
   irq_->Trigger();
 }

@@ -35,6 +35,9 @@ struct MmioTransportState {
 class MmioTransport : public BusDevice, private DeviceCallbacks {
  public:
   MmioTransport(std::shared_ptr<VirtioDevice> device, const GuestMemory* memory, IrqLine* irq);
+  ~MmioTransport() override;
+  MmioTransport(const MmioTransport&) = delete;
+  MmioTransport& operator=(const MmioTransport&) = delete;
 
   void Read(uint64_t offset, uint8_t* data, size_t len) override;
   void Write(uint64_t offset, const uint8_t* data, size_t len) override;
@@ -45,7 +48,8 @@ class MmioTransport : public BusDevice, private DeviceCallbacks {
   Status AttachEvents(EventWatcher* watcher);
   // An fd the device watches is ready.
   void OnEventFd(int fd, uint32_t events);
-  // Announces a change of the device's configuration space (e.g. a resized drive).
+  // Announces a change of the device's configuration space (e.g. a resized drive): the
+  // generation counter moves, and a live driver gets the configuration-change interrupt.
   void NotifyConfigChange();
 
   MmioTransportState Save();

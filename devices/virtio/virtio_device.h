@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,8 @@ class DeviceCallbacks {
   virtual ~DeviceCallbacks() = default;
   // Raises the used-buffer interrupt (the caller has decided the driver wants one).
   virtual void SignalUsed() = 0;
+  // The configuration space changed: bumps ConfigGeneration and, once the driver is live,
+  // raises the configuration-change interrupt.
   virtual void SignalConfigChange() = 0;
   // The device hit a broken ring: set DEVICE_NEEDS_RESET and tell the driver (2.1.2).
   virtual void SetNeedsReset() = 0;
@@ -71,6 +74,20 @@ class VirtioDevice {
   // A watched fd is ready (`events` as epoll reports them).
   virtual void OnEventFd(int /*fd*/, uint32_t /*events*/) {}
 
+  // The transport serving this device binds itself at its construction and unbinds in its
+  // destructor: `mu` is the lock every transport call into the device holds, `callbacks` its
+  // DeviceCallbacks, valid whether or not the driver has activated the device.
+  void BindTransport(std::mutex* mu, DeviceCallbacks* callbacks) {
+    transport_mu_ = mu;
+    transport_ = callbacks;
+  }
+  // A no-op when another transport has bound the device since.
+  void UnbindTransport(const DeviceCallbacks* callbacks) {
+    if (transport_ != callbacks) return;
+    transport_mu_ = nullptr;
+    transport_ = nullptr;
+  }
+
   const std::string& name() const { return name_; }
   // Hostile or malformed guest input detected by this device or its transport.
   uint64_t errors() const { return errors_.load(std::memory_order_relaxed); }
@@ -86,13 +103,22 @@ class VirtioDevice {
   bool NextChain(Queue& queue, DescriptorChain* chain);
   // Raises the interrupt if the driver wants one for what was added to `queue`.
   void MaybeSignal(Queue& queue);
+  // For changes that come from the VMM thread rather than through the transport (PATCH
+  // /drives): takes the lock the transport's calls hold, so they see the change whole. Owns no
+  // lock when the device has no transport.
+  std::unique_lock<std::mutex> LockLikeTransport() {
+    return transport_mu_ ? std::unique_lock<std::mutex>(*transport_mu_)
+                         : std::unique_lock<std::mutex>();
+  }
   std::vector<uint8_t> config_space_;  // served by the default ReadConfig
   ActiveQueues active_;
-  EventWatcher* watcher_ = nullptr;  // set by AttachEvents
+  EventWatcher* watcher_ = nullptr;       // set by AttachEvents
+  DeviceCallbacks* transport_ = nullptr;  // set by BindTransport
 
  private:
   std::string name_;
   std::atomic<uint64_t> errors_{0};
+  std::mutex* transport_mu_ = nullptr;
 };
 
 }  // namespace ember::virtio

@@ -3,9 +3,11 @@
 // virtio::Rng (5.4): the driver's side is played by register accesses and
 // tests/support/virtq_driver.h, interrupts are counted by RecordingIrqLine.
 #include <gtest/gtest.h>
+#include <sys/epoll.h>
 
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -980,6 +982,138 @@ TEST_F(BlockTest, OpenRefusesASizeThatIsNotWholeSectors) {
 }
 
 // --- Rng ----------------------------------------------------------------------------------------
+
+// --- PATCH /drives: a new backing file and a new rate limiter while the guest runs -------------
+
+// Another image, 128 sectors, whose byte at offset o is (o * 3 + 0x5a) & 0xff: readable apart
+// from the first one anywhere.
+std::string OtherPattern(size_t bytes) {
+  std::string s(bytes, '\0');
+  for (size_t o = 0; o < bytes; o++) s[o] = static_cast<char>((o * 3 + 0x5a) & 0xff);
+  return s;
+}
+constexpr uint64_t kOtherSectors = 128;
+
+uint64_t ConfigCapacity(MmioTransport& t) {
+  uint64_t capacity = 0;
+  t.Read(kRegConfig, reinterpret_cast<uint8_t*>(&capacity), 8);
+  return capacity;
+}
+
+TEST_F(BlockTest, UpdateBackingFileServesTheNewImageAndAnnouncesItsCapacity) {
+  Start();
+  ASSERT_EQ(Request(kBlkTIn, 0, 512, true).status, kBlkSOk);
+  SetReg(kRegInterruptAck, kInterruptUsedBuffer);
+  irq_.TakeCount();
+  const std::string old_id = block_->id();
+  const uint32_t generation = Reg(kRegConfigGeneration);
+  const std::string other = OtherPattern(kOtherSectors * kSectorSize);
+  const std::string other_path = dir_.Write("other.img", other);
+
+  Status s = block_->UpdateBackingFile(other_path);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+
+  EXPECT_EQ(block_->capacity_sectors(), kOtherSectors);
+  EXPECT_EQ(ConfigCapacity(*transport_), kOtherSectors);
+  EXPECT_EQ(Reg(kRegConfigGeneration), generation + 1);
+  EXPECT_EQ(Reg(kRegInterruptStatus), kInterruptConfigChange);
+  EXPECT_EQ(irq_.TakeCount(), 1u);
+  EXPECT_NE(block_->id(), old_id);  // GET_ID follows the file (another inode)
+  SetReg(kRegInterruptAck, kInterruptConfigChange);
+
+  // Reads come from the new file, including past the old capacity.
+  BlkResult r = Request(kBlkTIn, 2, 1024, true);
+  EXPECT_EQ(r.status, kBlkSOk);
+  EXPECT_EQ(Guest(kDataAddr, 1024), other.substr(2 * 512, 1024));
+  r = Request(kBlkTIn, kOtherSectors - 1, 512, true);
+  EXPECT_EQ(r.status, kBlkSOk);
+  EXPECT_EQ(Guest(kDataAddr, 512), other.substr((kOtherSectors - 1) * 512, 512));
+  EXPECT_EQ(Request(kBlkTIn, kOtherSectors, 512, true).status, kBlkSIoErr);
+  // Writes go there too, and the old image is left alone.
+  ASSERT_TRUE(mem_->Write(kDataAddr, std::string(512, '\x77').data(), 512).ok());
+  EXPECT_EQ(Request(kBlkTOut, 3, 512, false).status, kBlkSOk);
+  std::ifstream f(other_path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  EXPECT_EQ(ss.str().substr(3 * 512, 512), std::string(512, '\x77'));
+  EXPECT_EQ(ReadImage(), image_);
+  EXPECT_EQ(block_->Save().path, other_path);
+  EXPECT_EQ(block_->Save().capacity_sectors, kOtherSectors);
+}
+
+TEST_F(BlockTest, UpdateBackingFileBeforeDriverOkRaisesNoInterrupt) {
+  OpenBlock();
+  ASSERT_TRUE(Negotiate(Bit(kFVersion1)));
+  const std::string other_path = dir_.Write("other.img", OtherPattern(kOtherSectors * kSectorSize));
+  ASSERT_TRUE(block_->UpdateBackingFile(other_path).ok());
+  // The driver reads the capacity when it comes up; the generation still tells it changed.
+  EXPECT_EQ(ConfigCapacity(*transport_), kOtherSectors);
+  EXPECT_EQ(Reg(kRegConfigGeneration), 1u);
+  EXPECT_EQ(Reg(kRegInterruptStatus), 0u);
+  EXPECT_EQ(irq_.count(), 0u);
+}
+
+TEST_F(BlockTest, AFailedUpdateLeavesTheDriveOnItsImage) {
+  Start();
+  const uint32_t generation = Reg(kRegConfigGeneration);
+  irq_.TakeCount();
+  Status s = block_->UpdateBackingFile(dir_.path() + "/missing.img");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("rootfs"), std::string::npos) << s.error().message;
+  EXPECT_NE(s.error().message.find("missing.img"), std::string::npos) << s.error().message;
+  s = block_->UpdateBackingFile(dir_.Write("odd.img", std::string(1000, 'x')));
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("multiple of 512"), std::string::npos) << s.error().message;
+
+  EXPECT_EQ(ConfigCapacity(*transport_), kImageSectors);
+  EXPECT_EQ(Reg(kRegConfigGeneration), generation);
+  EXPECT_EQ(Reg(kRegInterruptStatus), 0u);
+  EXPECT_EQ(irq_.count(), 0u);
+  EXPECT_EQ(Request(kBlkTIn, 5, 512, true).status, kBlkSOk);
+  EXPECT_EQ(Guest(kDataAddr, 512), image_.substr(5 * 512, 512));
+}
+
+class RecordingWatcher : public EventWatcher {
+ public:
+  Status Watch(int fd, uint32_t events) override {
+    fds[fd] = events;
+    return Ok();
+  }
+  void Unwatch(int fd) override { fds.erase(fd); }
+  std::map<int, uint32_t> fds;
+};
+
+TEST_F(BlockTest, UpdateRateLimiterThrottlesTheNextRequests) {
+  Start();
+  RecordingWatcher watcher;
+  ASSERT_TRUE(transport_->AttachEvents(&watcher).ok());
+  EXPECT_TRUE(watcher.fds.empty());  // no bucket yet: nothing to wait for
+  ASSERT_EQ(Request(kBlkTIn, 0, 512, true).status, kBlkSOk);
+
+  // One operation per 1000 s: the next request passes, the one after waits in the ring.
+  block_->UpdateRateLimiter(RateLimiterConfig{std::nullopt, TokenBucketConfig{1, 0, 1000000}});
+  ASSERT_EQ(watcher.fds.size(), 1u);
+  EXPECT_EQ(watcher.fds.begin()->second, static_cast<uint32_t>(EPOLLIN));
+  ASSERT_EQ(Request(kBlkTIn, 1, 512, true).status, kBlkSOk);
+  WriteHeader(kBlkTIn, 2);
+  driver().AddChain({{kHeader, 16, false}, {kDataAddr, 512, true}, {kStatusAddr, 1, true}});
+  transport_->OnQueueNotify(0);
+  EXPECT_EQ(driver().UsedIdx(), 2);
+  EXPECT_EQ(block_->throttled(), 1u);
+
+  // A bucket left out keeps its state; the one given is new and full.
+  block_->UpdateRateLimiter(RateLimiterConfig{TokenBucketConfig{4096, 0, 100}, std::nullopt});
+  BlockState st = block_->Save();
+  ASSERT_TRUE(st.rate_limiter.has_value());
+  ASSERT_TRUE(st.rate_limiter->bandwidth.has_value());
+  EXPECT_EQ(st.rate_limiter->bandwidth->size, 4096u);
+  EXPECT_EQ(st.rate_limiter->bandwidth->budget, 4096u);
+  ASSERT_TRUE(st.rate_limiter->ops.has_value());
+  EXPECT_EQ(st.rate_limiter->ops->size, 1u);
+  EXPECT_EQ(st.rate_limiter->ops->budget, 0u);
+  EXPECT_TRUE(st.rate_limiter->blocked);
+  EXPECT_EQ(watcher.fds.size(), 1u);  // the same timer, watched once
+}
 
 class RngTest : public MmioTest {
  protected:

@@ -9,6 +9,7 @@
 enum {
   kVecPit = 0x30,
   kVecUart = 0x31,
+  kVecKbd = 0x32,  // i8042 keyboard, IOAPIC pin 1
   kVecTicker = 0x3e,
   kVecVirtioBase = 0x40,  // + virtio_mmio.device slot (0-31)
   kVecSpurious = 0xff,  // LAPIC spurious-interrupt vector: no EOI (SDM vol. 3, 11.9)

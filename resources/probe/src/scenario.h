@@ -34,5 +34,6 @@ const char *scenario_vsock(void);
 const char *scenario_evil_vsock(void);
 const char *scenario_net_bench(void);
 const char *scenario_vsock_bench(void);
+const char *scenario_ticks(void);
 
 #endif

@@ -22,6 +22,7 @@ static const struct scenario kScenarios[] = {
     {"evil-vsock", scenario_evil_vsock},
     {"net-bench", scenario_net_bench},
     {"vsock-bench", scenario_vsock_bench},
+    {"ticks", scenario_ticks},
 };
 
 const struct scenario *scenario_find(const char *name, size_t len) {
