@@ -25,6 +25,7 @@ const char *scenario_idle(void);
 const char *scenario_triple_fault(void);
 const char *scenario_blk(void);
 const char *scenario_blk_ro(void);
+const char *scenario_blk_swap(void);
 const char *scenario_rng(void);
 const char *scenario_evil_queue(void);
 const char *scenario_blk_bench(void);

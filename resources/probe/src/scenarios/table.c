@@ -13,6 +13,7 @@ static const struct scenario kScenarios[] = {
     {"triple-fault", scenario_triple_fault},
     {"blk", scenario_blk},
     {"blk-ro", scenario_blk_ro},
+    {"blk-swap", scenario_blk_swap},
     {"rng", scenario_rng},
     {"evil-queue", scenario_evil_queue},
     {"blk-bench", scenario_blk_bench},
