@@ -61,19 +61,6 @@ Status RejectSectionsNotYetSupported(const JsonFields& top) {
   return Ok();
 }
 
-Result<BootSourceConfig> ParseBootSource(const JsonFields& top) {
-  const rapidjson::Value* v = top.Raw("boot-source");
-  if (!v) return top.Missing("boot-source");
-  JsonFields f =
-      TRY(JsonFields::Open(*v, "boot-source", {"kernel_image_path", "boot_args", "initrd_path"}));
-  BootSourceConfig boot;
-  boot.kernel_image_path = TRY(f.String("kernel_image_path"));
-  // An empty command line is a legitimate choice, unlike an empty path.
-  boot.boot_args = TRY(f.OptionalString("boot_args", JsonFields::Empty::kAllowed));
-  boot.initrd_path = TRY(f.OptionalString("initrd_path"));
-  return boot;
-}
-
 Result<HugePages> ParseHugePages(const JsonFields& f) {
   std::optional<std::string> s = TRY(f.OptionalString("huge_pages", JsonFields::Empty::kAllowed));
   if (!s || *s == "None") return HugePages::kNone;
@@ -98,38 +85,13 @@ Status CheckCpuTemplate(const JsonFields& f) {
                DescribeJsonValue(*f.Find("cpu_template"))};
 }
 
-// Absent: Firecracker's defaults (1 vCPU, 128 MiB). Present: a PUT /machine-config body, where
-// vcpu_count and mem_size_mib are required.
-Result<MachineConfig> ParseMachineConfig(const JsonFields& top) {
-  MachineConfig machine;
-  const rapidjson::Value* v = top.Find("machine-config");
-  if (!v) return machine;
-  JsonFields f = TRY(JsonFields::Open(*v, "machine-config",
-                                      {"vcpu_count", "mem_size_mib", "smt", "ht_enabled",
-                                       "track_dirty_pages", "huge_pages", "cpu_template"}));
-  machine.vcpu_count = static_cast<uint32_t>(TRY(f.Uint("vcpu_count", 1, kMaxVcpus)));
-  machine.mem_size_mib = TRY(f.Uint("mem_size_mib", 1, kMaxMemSizeMib));
-
-  // ht_enabled is smt's pre-1.0 name, still sent by old launchers (firecracker-clients §5).
+// ht_enabled is smt's pre-1.0 name, still sent by old launchers (firecracker-clients §5).
+Result<std::optional<bool>> ParseSmt(const JsonFields& f) {
   std::optional<bool> smt = TRY(f.OptionalBool("smt"));
   std::optional<bool> ht_enabled = TRY(f.OptionalBool("ht_enabled"));
   if (smt && ht_enabled && *smt != *ht_enabled)
-    return Error{"machine-config: smt and its deprecated alias ht_enabled disagree"};
-  machine.smt = smt.value_or(ht_enabled.value_or(false));
-  machine.track_dirty_pages = TRY(f.OptionalBool("track_dirty_pages")).value_or(false);
-  machine.huge_pages = TRY(ParseHugePages(f));
-  TRY_STATUS(CheckCpuTemplate(f));
-
-  // Firecracker: with SMT the vCPUs pair up as sibling threads (machine_config.rs).
-  if (machine.smt && machine.vcpu_count > 1 && machine.vcpu_count % 2 != 0)
-    return Error{
-        StrFormat("machine-config.vcpu_count: must be 1 or even when smt is enabled, got %u",
-                  machine.vcpu_count)};
-  if (machine.huge_pages == HugePages::k2M && machine.mem_size_mib % 2 != 0)
-    return Error{StrFormat(
-        "machine-config.mem_size_mib: must be a multiple of 2 with huge_pages \"2M\", got %llu",
-        static_cast<unsigned long long>(machine.mem_size_mib))};
-  return machine;
+    return Error{f.path() + ": smt and its deprecated alias ht_enabled disagree"};
+  return smt ? smt : ht_enabled;
 }
 
 Status CheckId(const std::string& id, const std::string& path) {
@@ -147,6 +109,83 @@ Result<std::optional<RateLimiterConfig>> ParseOptionalRateLimiter(const JsonFiel
   const rapidjson::Value* v = f.Find(key);
   if (!v) return std::optional<RateLimiterConfig>();
   return std::optional<RateLimiterConfig>(TRY(ParseRateLimiter(*v, f.FieldPath(key))));
+}
+
+std::optional<std::array<uint8_t, 6>> ParseMac(const std::string& text) {
+  std::array<uint8_t, 6> mac;
+  if (text.size() != 17) return std::nullopt;
+  for (size_t i = 0; i < 6; i++) {
+    if (i > 0 && text[3 * i - 1] != ':') return std::nullopt;
+    unsigned byte = 0;
+    for (size_t j = 0; j < 2; j++) {
+      char c = text[3 * i + j];
+      int v = isdigit(static_cast<unsigned char>(c)) ? c - '0'
+              : (c >= 'a' && c <= 'f')               ? c - 'a' + 10
+              : (c >= 'A' && c <= 'F')               ? c - 'A' + 10
+                                                     : -1;
+      if (v < 0) return std::nullopt;
+      byte = byte * 16 + static_cast<unsigned>(v);
+    }
+    mac[i] = static_cast<uint8_t>(byte);
+  }
+  return mac;
+}
+
+}  // namespace
+
+// --- One body at a time (shared with the REST API) ---
+
+Result<BootSourceConfig> ParseBootSource(const rapidjson::Value& value, const std::string& path) {
+  JsonFields f =
+      TRY(JsonFields::Open(value, path, {"kernel_image_path", "boot_args", "initrd_path"}));
+  BootSourceConfig boot;
+  boot.kernel_image_path = TRY(f.String("kernel_image_path"));
+  // An empty command line is a legitimate choice, unlike an empty path.
+  boot.boot_args = TRY(f.OptionalString("boot_args", JsonFields::Empty::kAllowed));
+  boot.initrd_path = TRY(f.OptionalString("initrd_path"));
+  return boot;
+}
+
+// vcpu_count and mem_size_mib are required, as in PUT /machine-config.
+Result<MachineConfig> ParseMachineConfig(const rapidjson::Value& value, const std::string& path) {
+  JsonFields f = TRY(JsonFields::Open(value, path,
+                                      {"vcpu_count", "mem_size_mib", "smt", "ht_enabled",
+                                       "track_dirty_pages", "huge_pages", "cpu_template"}));
+  MachineConfig machine;
+  machine.vcpu_count = static_cast<uint32_t>(TRY(f.Uint("vcpu_count", 1, kMaxVcpus)));
+  machine.mem_size_mib = TRY(f.Uint("mem_size_mib", 1, kMaxMemSizeMib));
+  machine.smt = TRY(ParseSmt(f)).value_or(false);
+  machine.track_dirty_pages = TRY(f.OptionalBool("track_dirty_pages")).value_or(false);
+  machine.huge_pages = TRY(ParseHugePages(f));
+  TRY_STATUS(CheckCpuTemplate(f));
+
+  // Firecracker: with SMT the vCPUs pair up as sibling threads (machine_config.rs).
+  if (machine.smt && machine.vcpu_count > 1 && machine.vcpu_count % 2 != 0)
+    return Error{StrFormat("%s: must be 1 or even when smt is enabled, got %u",
+                           f.FieldPath("vcpu_count").c_str(), machine.vcpu_count)};
+  if (machine.huge_pages == HugePages::k2M && machine.mem_size_mib % 2 != 0)
+    return Error{StrFormat("%s: must be a multiple of 2 with huge_pages \"2M\", got %llu",
+                           f.FieldPath("mem_size_mib").c_str(),
+                           static_cast<unsigned long long>(machine.mem_size_mib))};
+  return machine;
+}
+
+// The rules that combine fields (SMT needs an even vCPU count, 2M pages an even size) apply
+// to the merged configuration, which only the controller has.
+Result<MachineConfigUpdate> ParseMachineConfigUpdate(const rapidjson::Value& value,
+                                                     const std::string& path) {
+  JsonFields f = TRY(JsonFields::Open(value, path,
+                                      {"vcpu_count", "mem_size_mib", "smt", "ht_enabled",
+                                       "track_dirty_pages", "huge_pages", "cpu_template"}));
+  MachineConfigUpdate update;
+  if (f.Find("vcpu_count"))
+    update.vcpu_count = static_cast<uint32_t>(TRY(f.Uint("vcpu_count", 1, kMaxVcpus)));
+  if (f.Find("mem_size_mib")) update.mem_size_mib = TRY(f.Uint("mem_size_mib", 1, kMaxMemSizeMib));
+  update.smt = TRY(ParseSmt(f));
+  update.track_dirty_pages = TRY(f.OptionalBool("track_dirty_pages"));
+  if (f.Find("huge_pages")) update.huge_pages = TRY(ParseHugePages(f));
+  TRY_STATUS(CheckCpuTemplate(f));
+  return update;
 }
 
 Result<DriveConfig> ParseDrive(const rapidjson::Value& value, const std::string& path) {
@@ -188,50 +227,14 @@ Result<DriveConfig> ParseDrive(const rapidjson::Value& value, const std::string&
   return drive;
 }
 
-// Firecracker keeps the root device first (it becomes /dev/vda) and the others in order.
-Result<std::vector<DriveConfig>> ParseDrives(const JsonFields& top) {
-  std::vector<DriveConfig> drives;
-  const rapidjson::Value* v = top.Find("drives");
-  if (!v) return drives;
-  if (!v->IsArray()) return top.WrongType("drives", "an array");
-  bool have_root = false;
-  for (rapidjson::SizeType i = 0; i < v->Size(); i++) {
-    std::string path = StrFormat("drives[%u]", i);
-    DriveConfig drive = TRY(ParseDrive((*v)[i], path));
-    for (const DriveConfig& other : drives) {
-      if (other.drive_id == drive.drive_id) {
-        return Error{path + ".drive_id: \"" + drive.drive_id + "\" is used twice"};
-      }
-    }
-    if (drive.is_root_device) {
-      if (have_root) return Error{path + ": a second root device (only one drive can be root)"};
-      have_root = true;
-      drives.insert(drives.begin(), std::move(drive));
-    } else {
-      drives.push_back(std::move(drive));
-    }
-  }
-  return drives;
-}
-
-std::optional<std::array<uint8_t, 6>> ParseMac(const std::string& text) {
-  std::array<uint8_t, 6> mac;
-  if (text.size() != 17) return std::nullopt;
-  for (size_t i = 0; i < 6; i++) {
-    if (i > 0 && text[3 * i - 1] != ':') return std::nullopt;
-    unsigned byte = 0;
-    for (size_t j = 0; j < 2; j++) {
-      char c = text[3 * i + j];
-      int v = isdigit(static_cast<unsigned char>(c)) ? c - '0'
-              : (c >= 'a' && c <= 'f')               ? c - 'a' + 10
-              : (c >= 'A' && c <= 'F')               ? c - 'A' + 10
-                                                     : -1;
-      if (v < 0) return std::nullopt;
-      byte = byte * 16 + static_cast<unsigned>(v);
-    }
-    mac[i] = static_cast<uint8_t>(byte);
-  }
-  return mac;
+Result<DriveUpdate> ParseDriveUpdate(const rapidjson::Value& value, const std::string& path) {
+  JsonFields f = TRY(JsonFields::Open(value, path, {"drive_id", "path_on_host", "rate_limiter"}));
+  DriveUpdate update;
+  update.drive_id = TRY(f.String("drive_id"));
+  TRY_STATUS(CheckId(update.drive_id, f.FieldPath("drive_id")));
+  update.path_on_host = TRY(f.OptionalString("path_on_host"));
+  update.rate_limiter = TRY(ParseOptionalRateLimiter(f, "rate_limiter"));
+  return update;
 }
 
 Result<NetworkInterfaceConfig> ParseNetworkInterface(const rapidjson::Value& value,
@@ -264,6 +267,123 @@ Result<NetworkInterfaceConfig> ParseNetworkInterface(const rapidjson::Value& val
   return net;
 }
 
+Result<NetworkInterfaceUpdate> ParseNetworkInterfaceUpdate(const rapidjson::Value& value,
+                                                           const std::string& path) {
+  JsonFields f =
+      TRY(JsonFields::Open(value, path, {"iface_id", "rx_rate_limiter", "tx_rate_limiter"}));
+  NetworkInterfaceUpdate update;
+  update.iface_id = TRY(f.String("iface_id"));
+  TRY_STATUS(CheckId(update.iface_id, f.FieldPath("iface_id")));
+  update.rx_rate_limiter = TRY(ParseOptionalRateLimiter(f, "rx_rate_limiter"));
+  update.tx_rate_limiter = TRY(ParseOptionalRateLimiter(f, "tx_rate_limiter"));
+  return update;
+}
+
+// guest_cid: 3 and up (0-2 are reserved) and 32 bits, as AF_VSOCK addresses are.
+Result<VsockConfig> ParseVsock(const rapidjson::Value& value, const std::string& path) {
+  JsonFields f = TRY(JsonFields::Open(value, path, {"guest_cid", "uds_path", "vsock_id"}));
+  VsockConfig vsock;
+  vsock.guest_cid = TRY(f.Uint("guest_cid", 3, UINT32_MAX));
+  vsock.uds_path = TRY(f.String("uds_path"));
+  // vsock_id: deprecated and meaningless since Firecracker 1.0 (firecracker-clients §5); read
+  // so that a wrong type is still reported, then ignored.
+  (void)TRY(f.OptionalString("vsock_id", JsonFields::Empty::kAllowed));
+  return vsock;
+}
+
+Result<EntropyConfig> ParseEntropy(const rapidjson::Value& value, const std::string& path) {
+  JsonFields f = TRY(JsonFields::Open(value, path, {"rate_limiter"}));
+  EntropyConfig entropy;
+  entropy.rate_limiter = TRY(ParseOptionalRateLimiter(f, "rate_limiter"));
+  return entropy;
+}
+
+Result<LoggerConfigFile> ParseLogger(const rapidjson::Value& value, const std::string& path) {
+  JsonFields f = TRY(JsonFields::Open(
+      value, path, {"log_path", "level", "show_level", "show_log_origin", "module"}));
+  LoggerConfigFile logger;
+  logger.log_path = TRY(f.OptionalString("log_path"));
+  std::optional<std::string> level = TRY(f.OptionalString("level", JsonFields::Empty::kAllowed));
+  if (level) {
+    logger.level = ParseLogLevel(*level);
+    if (!logger.level)
+      return Error{f.FieldPath("level") +
+                   ": expected one of Error, Warning, Info, Debug, Trace, Off, got " +
+                   DescribeJsonValue(*f.Find("level"))};
+  }
+  logger.show_level = TRY(f.OptionalBool("show_level")).value_or(false);
+  logger.show_log_origin = TRY(f.OptionalBool("show_log_origin")).value_or(false);
+  logger.module = TRY(f.OptionalString("module"));
+  return logger;
+}
+
+Result<MetricsConfig> ParseMetrics(const rapidjson::Value& value, const std::string& path) {
+  JsonFields f = TRY(JsonFields::Open(value, path, {"metrics_path", "emit_id", "properties"}));
+  MetricsConfig metrics;
+  metrics.metrics_path = TRY(f.String("metrics_path"));
+  // Newer Firecracker fields: their defaults (false, {}) are accepted, anything else is not.
+  if (TRY(f.OptionalBool("emit_id")).value_or(false))
+    return Error{f.FieldPath("emit_id") + " is not supported yet"};
+  if (const rapidjson::Value* p = f.Find("properties")) {
+    if (!p->IsObject()) return f.WrongType("properties", "an object");
+    if (p->MemberCount() != 0) return Error{f.FieldPath("properties") + " is not supported yet"};
+  }
+  return metrics;
+}
+
+namespace {
+
+// --- The file's sections ---
+
+// An absent or null section is nullopt; a present one is parsed with the body's parser.
+template <typename T>
+Result<std::optional<T>> ParseOptionalSection(const JsonFields& top, std::string_view key,
+                                              Result<T> (*parse)(const rapidjson::Value&,
+                                                                 const std::string&)) {
+  const rapidjson::Value* v = top.Find(key);
+  if (!v) return std::optional<T>();
+  return std::optional<T>(TRY(parse(*v, std::string(key))));
+}
+
+Result<BootSourceConfig> ParseBootSourceSection(const JsonFields& top) {
+  const rapidjson::Value* v = top.Raw("boot-source");
+  if (!v) return top.Missing("boot-source");
+  return ParseBootSource(*v, "boot-source");
+}
+
+// Absent: Firecracker's defaults (1 vCPU, 128 MiB).
+Result<MachineConfig> ParseMachineConfigSection(const JsonFields& top) {
+  const rapidjson::Value* v = top.Find("machine-config");
+  if (!v) return MachineConfig{};
+  return ParseMachineConfig(*v, "machine-config");
+}
+
+// Firecracker keeps the root device first (it becomes /dev/vda) and the others in order.
+Result<std::vector<DriveConfig>> ParseDrives(const JsonFields& top) {
+  std::vector<DriveConfig> drives;
+  const rapidjson::Value* v = top.Find("drives");
+  if (!v) return drives;
+  if (!v->IsArray()) return top.WrongType("drives", "an array");
+  bool have_root = false;
+  for (rapidjson::SizeType i = 0; i < v->Size(); i++) {
+    std::string path = StrFormat("drives[%u]", i);
+    DriveConfig drive = TRY(ParseDrive((*v)[i], path));
+    for (const DriveConfig& other : drives) {
+      if (other.drive_id == drive.drive_id) {
+        return Error{path + ".drive_id: \"" + drive.drive_id + "\" is used twice"};
+      }
+    }
+    if (drive.is_root_device) {
+      if (have_root) return Error{path + ": a second root device (only one drive can be root)"};
+      have_root = true;
+      drives.insert(drives.begin(), std::move(drive));
+    } else {
+      drives.push_back(std::move(drive));
+    }
+  }
+  return drives;
+}
+
 Result<std::vector<NetworkInterfaceConfig>> ParseNetworkInterfaces(const JsonFields& top) {
   std::vector<NetworkInterfaceConfig> nets;
   const rapidjson::Value* v = top.Find("network-interfaces");
@@ -288,65 +408,6 @@ Result<std::vector<NetworkInterfaceConfig>> ParseNetworkInterfaces(const JsonFie
   return nets;
 }
 
-// guest_cid: 3 and up (0-2 are reserved) and 32 bits, as AF_VSOCK addresses are.
-Result<std::optional<VsockConfig>> ParseVsock(const JsonFields& top) {
-  const rapidjson::Value* v = top.Find("vsock");
-  if (!v) return std::optional<VsockConfig>();
-  JsonFields f = TRY(JsonFields::Open(*v, "vsock", {"guest_cid", "uds_path", "vsock_id"}));
-  VsockConfig vsock;
-  vsock.guest_cid = TRY(f.Uint("guest_cid", 3, UINT32_MAX));
-  vsock.uds_path = TRY(f.String("uds_path"));
-  // vsock_id: deprecated and meaningless since Firecracker 1.0 (firecracker-clients §5); read
-  // so that a wrong type is still reported, then ignored.
-  (void)TRY(f.OptionalString("vsock_id", JsonFields::Empty::kAllowed));
-  return std::optional<VsockConfig>(vsock);
-}
-
-Result<std::optional<EntropyConfig>> ParseEntropy(const JsonFields& top) {
-  const rapidjson::Value* v = top.Find("entropy");
-  if (!v) return std::optional<EntropyConfig>();
-  JsonFields f = TRY(JsonFields::Open(*v, "entropy", {"rate_limiter"}));
-  EntropyConfig entropy;
-  entropy.rate_limiter = TRY(ParseOptionalRateLimiter(f, "rate_limiter"));
-  return std::optional<EntropyConfig>(entropy);
-}
-
-Result<std::optional<LoggerConfigFile>> ParseLogger(const JsonFields& top) {
-  const rapidjson::Value* v = top.Find("logger");
-  if (!v) return std::optional<LoggerConfigFile>();
-  JsonFields f = TRY(JsonFields::Open(
-      *v, "logger", {"log_path", "level", "show_level", "show_log_origin", "module"}));
-  LoggerConfigFile logger;
-  logger.log_path = TRY(f.OptionalString("log_path"));
-  std::optional<std::string> level = TRY(f.OptionalString("level", JsonFields::Empty::kAllowed));
-  if (level) {
-    logger.level = ParseLogLevel(*level);
-    if (!logger.level)
-      return Error{f.FieldPath("level") +
-                   ": expected one of Error, Warning, Info, Debug, Trace, Off, got " +
-                   DescribeJsonValue(*f.Find("level"))};
-  }
-  logger.show_level = TRY(f.OptionalBool("show_level")).value_or(false);
-  logger.show_log_origin = TRY(f.OptionalBool("show_log_origin")).value_or(false);
-  logger.module = TRY(f.OptionalString("module"));
-  return std::optional<LoggerConfigFile>(std::move(logger));
-}
-
-Result<std::optional<MetricsConfig>> ParseMetrics(const JsonFields& top) {
-  const rapidjson::Value* v = top.Find("metrics");
-  if (!v) return std::optional<MetricsConfig>();
-  JsonFields f = TRY(JsonFields::Open(*v, "metrics", {"metrics_path", "emit_id", "properties"}));
-  MetricsConfig metrics;
-  metrics.metrics_path = TRY(f.String("metrics_path"));
-  // Newer Firecracker fields: their defaults (false, {}) are accepted, anything else is not.
-  if (TRY(f.OptionalBool("emit_id")).value_or(false))
-    return Error{"metrics.emit_id is not supported yet"};
-  if (const rapidjson::Value* p = f.Find("properties")) {
-    if (!p->IsObject()) return f.WrongType("properties", "an object");
-    if (p->MemberCount() != 0) return Error{"metrics.properties is not supported yet"};
-  }
-  return std::optional<MetricsConfig>(std::move(metrics));
-}
 
 // --- Serialisation ---
 
@@ -380,8 +441,7 @@ void WriteBootSource(JsonWriter& w, const std::optional<BootSourceConfig>& boot)
   w.EndObject();
 }
 
-void WriteMachineConfig(JsonWriter& w, const MachineConfig& m) {
-  WriteKey(w, "machine-config");
+void WriteMachineConfigObject(JsonWriter& w, const MachineConfig& m) {
   w.StartObject();
   WriteKey(w, "vcpu_count");
   w.Uint(m.vcpu_count);
@@ -394,6 +454,11 @@ void WriteMachineConfig(JsonWriter& w, const MachineConfig& m) {
   WriteKey(w, "huge_pages");
   w.String(m.huge_pages == HugePages::k2M ? "2M" : "None");
   w.EndObject();
+}
+
+void WriteMachineConfig(JsonWriter& w, const MachineConfig& m) {
+  WriteKey(w, "machine-config");
+  WriteMachineConfigObject(w, m);
 }
 
 void WriteLogger(JsonWriter& w, const std::optional<LoggerConfigFile>& logger) {
@@ -536,6 +601,7 @@ void WriteNull(JsonWriter& w, const char* key) {
 
 }  // namespace
 
+
 Result<VmConfig> ParseConfigFile(std::string_view json) {
   rapidjson::Document doc = TRY(ParseJson(json));
   TRY_STATUS(CheckNoDuplicateKeys(doc));
@@ -545,14 +611,14 @@ Result<VmConfig> ParseConfigFile(std::string_view json) {
        "vsock", "entropy", "balloon", "mmds-config", "cpu-config", "memory-hotplug"}));
   TRY_STATUS(RejectSectionsNotYetSupported(top));
   VmConfig config;
-  config.boot_source = TRY(ParseBootSource(top));
-  config.machine = TRY(ParseMachineConfig(top));
-  config.logger = TRY(ParseLogger(top));
-  config.metrics = TRY(ParseMetrics(top));
+  config.boot_source = TRY(ParseBootSourceSection(top));
+  config.machine = TRY(ParseMachineConfigSection(top));
+  config.logger = TRY(ParseOptionalSection(top, "logger", ParseLogger));
+  config.metrics = TRY(ParseOptionalSection(top, "metrics", ParseMetrics));
   config.drives = TRY(ParseDrives(top));
-  config.entropy = TRY(ParseEntropy(top));
+  config.entropy = TRY(ParseOptionalSection(top, "entropy", ParseEntropy));
   config.network_interfaces = TRY(ParseNetworkInterfaces(top));
-  config.vsock = TRY(ParseVsock(top));
+  config.vsock = TRY(ParseOptionalSection(top, "vsock", ParseVsock));
   return config;
 }
 
@@ -575,6 +641,13 @@ Result<VmConfig> LoadConfigFile(const std::string& path) {
   auto config = ParseConfigFile(text);
   if (!config.ok()) return config.error().Wrap(path);
   return config;
+}
+
+std::string MachineConfigToJson(const MachineConfig& machine) {
+  rapidjson::StringBuffer buffer;
+  JsonWriter w(buffer);
+  WriteMachineConfigObject(w, machine);
+  return {buffer.GetString(), buffer.GetSize()};
 }
 
 std::string VmConfigToJson(const VmConfig& config) {
