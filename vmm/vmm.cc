@@ -12,6 +12,7 @@
 #include "vmm/arch/x86_64/regs.h"
 #include "vmm/base/clock.h"
 #include "vmm/base/log.h"
+#include "vmm/base/metrics.h"
 #include "vmm/base/strings.h"
 #include "vmm/boot/boot.h"
 #include "devices/virtio/block.h"
@@ -471,6 +472,8 @@ int Vmm::Finish() {
 }
 
 Vmm::~Vmm() {
+  // The vCPU metrics source reads vcpus_ through this.
+  UnregisterMetricsSources(this);
   StopVcpus();
   if (saved_termios_) tcsetattr(options_.serial_in_fd, TCSANOW, &*saved_termios_);
 }

@@ -18,6 +18,22 @@ namespace {
 constexpr size_t kRxQueue = 0;
 constexpr size_t kTxQueue = 1;
 constexpr size_t kMaxFrameWithHeader = kNetHdrLen + kNetMaxFrame;
+// A quarter of the largest queue: see ProcessRx.
+constexpr unsigned kRxFramesPerInterrupt = 64;
+
+// Whether the limiter may refuse a frame: it has a bucket, or a wait it is serving.
+bool MayRefuse(const RateLimiter& limiter) {
+  return limiter.bandwidth() || limiter.ops() || limiter.blocked();
+}
+
+// The configuration after Firecracker's update: the buckets given replace the old ones.
+RateLimiterConfig Merged(const std::optional<RateLimiterConfig>& old,
+                         const RateLimiterConfig& update) {
+  RateLimiterConfig merged = old.value_or(RateLimiterConfig{});
+  if (update.bandwidth) merged.bandwidth = update.bandwidth;
+  if (update.ops) merged.ops = update.ops;
+  return merged;
+}
 
 }  // namespace
 
@@ -37,7 +53,7 @@ Result<std::shared_ptr<Net>> Net::Open(const NetOptions& options) {
   strncpy(ifr.ifr_name, options.host_dev_name.c_str(), IFNAMSIZ - 1);
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
   if (ioctl(tap.get(), TUNSETIFF, &ifr) != 0) {
-    if (errno == EBUSY) return Error{what + ": in use by another process (or not a TAP)"};
+    if (errno == EBUSY) return Error{what + ": in use by another process"};
     if (errno == EINVAL) return Error{what + ": not a TAP device"};
     return Error::Errno(what + ": TUNSETIFF");
   }
@@ -45,14 +61,21 @@ Result<std::shared_ptr<Net>> Net::Open(const NetOptions& options) {
   if (ioctl(tap.get(), TUNSETVNETHDRSZ, &hdr_len) != 0) {
     return Error::Errno(what + ": TUNSETVNETHDRSZ");
   }
-  std::shared_ptr<Net> net(new Net(options, std::move(tap)));
-  if (options.rx_rate_limiter) net->rx_limiter_ = TRY(RateLimiter::Create(*options.rx_rate_limiter));
-  if (options.tx_rate_limiter) net->tx_limiter_ = TRY(RateLimiter::Create(*options.tx_rate_limiter));
-  return net;
+  std::unique_ptr<RateLimiter> rx_limiter =
+      TRY(RateLimiter::Create(options.rx_rate_limiter.value_or(RateLimiterConfig{})));
+  std::unique_ptr<RateLimiter> tx_limiter =
+      TRY(RateLimiter::Create(options.tx_rate_limiter.value_or(RateLimiterConfig{})));
+  return std::shared_ptr<Net>(
+      new Net(options, std::move(tap), std::move(rx_limiter), std::move(tx_limiter)));
 }
 
-Net::Net(const NetOptions& options, UniqueFd tap)
-    : VirtioDevice("net " + options.iface_id), options_(options), tap_(std::move(tap)) {
+Net::Net(const NetOptions& options, UniqueFd tap, std::unique_ptr<RateLimiter> rx_limiter,
+         std::unique_ptr<RateLimiter> tx_limiter)
+    : VirtioDevice("net " + options.iface_id),
+      options_(options),
+      tap_(std::move(tap)),
+      rx_limiter_(std::move(rx_limiter)),
+      tx_limiter_(std::move(tx_limiter)) {
   rx_frame_.resize(kMaxFrameWithHeader);
   // struct virtio_net_config: mac[6], status, max_virtqueue_pairs, mtu.
   config_space_.assign(12, 0);
@@ -99,18 +122,52 @@ void Net::Reset() {
 
 Status Net::AttachEvents(EventWatcher* watcher) {
   TRY_STATUS(VirtioDevice::AttachEvents(watcher));
-  for (RateLimiter* l : {rx_limiter_.get(), tx_limiter_.get()}) {
-    if (l && l->timer_fd() >= 0) TRY_STATUS(watcher->Watch(l->timer_fd(), EPOLLIN));
-  }
+  TRY_STATUS(WatchLimiterTimers());
   UpdateTapEvents();
   return Ok();
+}
+
+Status Net::WatchLimiterTimers() {
+  if (!watcher_) return Ok();
+  for (auto [limiter, watched] :
+       {std::pair{rx_limiter_.get(), &rx_timer_fd_}, std::pair{tx_limiter_.get(), &tx_timer_fd_}}) {
+    const int fd = limiter->timer_fd();
+    if (*watched >= 0 || fd < 0) continue;
+    TRY_STATUS(watcher_->Watch(fd, EPOLLIN));
+    *watched = fd;
+  }
+  return Ok();
+}
+
+void Net::UpdateRateLimiters(const std::optional<RateLimiterConfig>& rx,
+                             const std::optional<RateLimiterConfig>& tx) {
+  std::unique_lock<std::mutex> lock = LockLikeTransport();
+  if (rx) {
+    rx_limiter_->Update(*rx);
+    options_.rx_rate_limiter = Merged(options_.rx_rate_limiter, *rx);
+  }
+  if (tx) {
+    tx_limiter_->Update(*tx);
+    options_.tx_rate_limiter = Merged(options_.tx_rate_limiter, *tx);
+  }
+  if (Status s = WatchLimiterTimers(); !s.ok()) {
+    LOG_WARN("%s: a rate limiter's timer cannot be watched: %s", name().c_str(),
+             s.error().message.c_str());
+  }
+  if (active()) {
+    // A limiter serving a wait refuses both at once and resumes from its timer; otherwise the
+    // queues go on now under the new buckets (frames the old ones held back included).
+    ProcessRx();
+    ProcessTx();
+  }
+  UpdateTapEvents();
 }
 
 void Net::UpdateTapEvents() {
   if (!watcher_) return;
   uint32_t want = 0;
   if (active()) {
-    bool rx_blocked = rx_waiting_for_buffers_ || (rx_limiter_ && rx_limiter_->blocked());
+    bool rx_blocked = rx_waiting_for_buffers_ || rx_limiter_->blocked();
     if (!rx_blocked) want |= EPOLLIN;
     if (tx_waiting_for_tap_) want |= EPOLLOUT;
   }
@@ -125,10 +182,10 @@ void Net::UpdateTapEvents() {
 }
 
 void Net::OnEventFd(int fd, uint32_t events) {
-  if (rx_limiter_ && fd == rx_limiter_->timer_fd()) {
+  if (fd == rx_timer_fd_) {
     rx_limiter_->OnTimerEvent();
     if (active()) ProcessRx();
-  } else if (tx_limiter_ && fd == tx_limiter_->timer_fd()) {
+  } else if (fd == tx_timer_fd_) {
     tx_limiter_->OnTimerEvent();
     if (active()) ProcessTx();
   } else if (fd == tap_.get() && active()) {
@@ -185,7 +242,6 @@ bool Net::DeliverPending() {
     if (!chain.readable.empty() || chain.writable_bytes < (count == 0 ? kNetHdrLen : 1)) {
       CountError("an RX chain with device-readable buffers or no room for the header");
       queue.AddUsed(chain.head, 0);
-      MaybeSignal(queue);
       continue;
     }
     size_t n = chain.CopyToWritable(0, rx_frame_.data() + copied, rx_frame_len_ - copied);
@@ -198,7 +254,6 @@ bool Net::DeliverPending() {
                            static_cast<unsigned long long>(chain.writable_bytes), rx_frame_len_));
       queue.AddUsed(chain.head, 0);
       rx_frame_len_ = 0;
-      MaybeSignal(queue);
       return true;
     }
   }
@@ -211,7 +266,6 @@ bool Net::DeliverPending() {
   counters_.rx_bytes += rx_frame_len_ - kNetHdrLen;
   rx_frame_len_ = 0;
   rx_frame_charged_ = false;
-  MaybeSignal(queue);
   return true;
 }
 
@@ -219,7 +273,7 @@ Net::DirectRx Net::TryDirectRx() {
   // The fast path: a guest that posts buffers able to hold any frame (64 KiB chains, as Linux
   // does for GSO without MRG_RXBUF) gets the frame read straight into them, with no copy.
   // Smaller buffers, or a rate limiter that may have to hold a frame back, take the copying path.
-  if (rx_limiter_) return DirectRx::kNotPossible;
+  if (MayRefuse(*rx_limiter_)) return DirectRx::kNotPossible;
   Queue& queue = (*active_.queues)[kRxQueue];
   DescriptorChain& chain = rx_chain_;
   QueueError error;
@@ -250,52 +304,66 @@ Net::DirectRx Net::TryDirectRx() {
   queue.AddUsed(chain.head, static_cast<uint32_t>(n));
   counters_.rx_frames++;
   counters_.rx_bytes += static_cast<uint64_t>(n) - kNetHdrLen;
-  MaybeSignal(queue);
   return DirectRx::kDelivered;
 }
 
 void Net::ProcessRx() {
-  while (true) {
-    if (rx_frame_len_ == 0) {
-      DirectRx direct = TryDirectRx();
-      if (direct == DirectRx::kDelivered) continue;
-      if (direct == DirectRx::kStop) return;
-      if (direct == DirectRx::kNoBuffers) {
+  Queue& queue = (*active_.queues)[kRxQueue];
+  // One interrupt per batch of frames, not per frame: a guest woken for every frame while the
+  // TAP holds more spends its time entering and leaving its interrupt handler (and, when it
+  // shares the CPU with this thread, preempts the reading of the rest of the batch). A long
+  // batch still interrupts every kRxFramesPerInterrupt frames so the guest can start on it.
+  for (unsigned frames = 1; DeliverFrame(); frames++) {
+    if (frames % kRxFramesPerInterrupt == 0) MaybeSignal(queue);
+  }
+  MaybeSignal(queue);
+}
+
+bool Net::DeliverFrame() {
+  if (rx_frame_len_ == 0) {
+    switch (TryDirectRx()) {
+      case DirectRx::kDelivered:
+        return true;
+      case DirectRx::kStop:
+        return false;
+      case DirectRx::kNoBuffers:
         // Nothing to read into: leave the frames in the TAP until the guest posts buffers.
         rx_waiting_for_buffers_ = true;
-        return;
-      }
-      ssize_t n = read(tap_.get(), rx_frame_.data(), rx_frame_.size());
-      if (n < 0) {
-        if (errno != EAGAIN && errno != EINTR) {
-          LOG_WARN("%s: TAP read: %s", name().c_str(), strerror(errno));
-        }
-        return;
-      }
-      if (static_cast<size_t>(n) <= kNetHdrLen) continue;  // nothing after the header
-      rx_frame_len_ = static_cast<size_t>(n);
-      rx_frame_charged_ = false;
-      // Without MRG_RXBUF num_buffers is not used; with it, it is set on delivery.
-      memset(rx_frame_.data() + kNetHdrNumBuffersOffset, 0, 2);
+        return false;
+      case DirectRx::kNotPossible:
+        break;
     }
-    if (rx_limiter_ && !rx_frame_charged_) {
-      // The frame waits (it is never dropped) until the limiter lets it through.
-      if (!rx_limiter_->Consume(1, TokenType::kOps)) {
-        counters_.rx_throttled++;
-        return;
+    ssize_t n = read(tap_.get(), rx_frame_.data(), rx_frame_.size());
+    if (n < 0) {
+      if (errno != EAGAIN && errno != EINTR) {
+        LOG_WARN("%s: TAP read: %s", name().c_str(), strerror(errno));
       }
-      if (!rx_limiter_->Consume(rx_frame_len_ - kNetHdrLen, TokenType::kBytes)) {
-        rx_limiter_->ManualReplenish(1, TokenType::kOps);
-        counters_.rx_throttled++;
-        return;
-      }
-      rx_frame_charged_ = true;
+      return false;
     }
-    if (!DeliverPending()) {
-      rx_waiting_for_buffers_ = rx_frame_len_ != 0;
-      return;
-    }
+    if (static_cast<size_t>(n) <= kNetHdrLen) return true;  // nothing after the header
+    rx_frame_len_ = static_cast<size_t>(n);
+    rx_frame_charged_ = false;
+    // Without MRG_RXBUF num_buffers is not used; with it, it is set on delivery.
+    memset(rx_frame_.data() + kNetHdrNumBuffersOffset, 0, 2);
   }
+  if (!rx_frame_charged_) {
+    // The frame waits (it is never dropped) until the limiter lets it through.
+    if (!rx_limiter_->Consume(1, TokenType::kOps)) {
+      counters_.rx_throttled++;
+      return false;
+    }
+    if (!rx_limiter_->Consume(rx_frame_len_ - kNetHdrLen, TokenType::kBytes)) {
+      rx_limiter_->ManualReplenish(1, TokenType::kOps);
+      counters_.rx_throttled++;
+      return false;
+    }
+    rx_frame_charged_ = true;
+  }
+  if (!DeliverPending()) {
+    rx_waiting_for_buffers_ = rx_frame_len_ != 0;
+    return false;
+  }
+  return true;
 }
 
 void Net::ProcessTx() {
@@ -304,7 +372,7 @@ void Net::ProcessTx() {
   DescriptorChain chain;
   bool used = false;
   while (true) {
-    if (tx_limiter_ && tx_limiter_->blocked()) break;
+    if (tx_limiter_->blocked()) break;
     if (!NextChain(queue, &chain)) break;
     if (!chain.writable.empty() || chain.readable_bytes <= kNetHdrLen ||
         chain.readable_bytes > kMaxFrameWithHeader) {
@@ -316,28 +384,24 @@ void Net::ProcessTx() {
       continue;
     }
     const uint64_t frame = chain.readable_bytes - kNetHdrLen;
-    if (tx_limiter_) {
-      if (!tx_limiter_->Consume(1, TokenType::kOps)) {
-        queue.UndoPop();
-        counters_.tx_throttled++;
-        break;
-      }
-      if (!tx_limiter_->Consume(frame, TokenType::kBytes)) {
-        tx_limiter_->ManualReplenish(1, TokenType::kOps);
-        queue.UndoPop();
-        counters_.tx_throttled++;
-        break;
-      }
+    if (!tx_limiter_->Consume(1, TokenType::kOps)) {
+      queue.UndoPop();
+      counters_.tx_throttled++;
+      break;
+    }
+    if (!tx_limiter_->Consume(frame, TokenType::kBytes)) {
+      tx_limiter_->ManualReplenish(1, TokenType::kOps);
+      queue.UndoPop();
+      counters_.tx_throttled++;
+      break;
     }
     iov_.clear();
     AppendIov(chain.readable, 0, chain.readable_bytes, &iov_);
     ssize_t n = writev(tap_.get(), iov_.data(), static_cast<int>(iov_.size()));
     if (n < 0 && errno == EAGAIN) {
       // The TAP's queue is full: wait for it to drain rather than block or drop.
-      if (tx_limiter_) {
-        tx_limiter_->ManualReplenish(1, TokenType::kOps);
-        tx_limiter_->ManualReplenish(frame, TokenType::kBytes);
-      }
+      tx_limiter_->ManualReplenish(1, TokenType::kOps);
+      tx_limiter_->ManualReplenish(frame, TokenType::kBytes);
       queue.UndoPop();
       tx_waiting_for_tap_ = true;
       break;
@@ -358,8 +422,8 @@ NetState Net::Save() const {
   NetState s;
   s.guest_mac = options_.guest_mac;
   s.mtu = options_.mtu;
-  if (rx_limiter_) s.rx_rate_limiter = rx_limiter_->Save();
-  if (tx_limiter_) s.tx_rate_limiter = tx_limiter_->Save();
+  s.rx_rate_limiter = rx_limiter_->Save();
+  s.tx_rate_limiter = tx_limiter_->Save();
   return s;
 }
 
@@ -367,9 +431,9 @@ Status Net::Restore(const NetState& state) {
   if (state.guest_mac != options_.guest_mac || state.mtu != options_.mtu) {
     return Error{name() + ": the snapshot's MAC or MTU differs from the configuration"};
   }
-  if (state.rx_rate_limiter && rx_limiter_) TRY_STATUS(rx_limiter_->Restore(*state.rx_rate_limiter));
-  if (state.tx_rate_limiter && tx_limiter_) TRY_STATUS(tx_limiter_->Restore(*state.tx_rate_limiter));
-  return Ok();
+  if (state.rx_rate_limiter) TRY_STATUS(rx_limiter_->Restore(*state.rx_rate_limiter));
+  if (state.tx_rate_limiter) TRY_STATUS(tx_limiter_->Restore(*state.tx_rate_limiter));
+  return WatchLimiterTimers();  // a restored bucket may be the first
 }
 
 NetCounters Net::counters() const { return counters_; }

@@ -62,25 +62,48 @@ class Net : public VirtioDevice {
   Status AttachEvents(EventWatcher* watcher) override;
   void OnEventFd(int fd, uint32_t events) override;
 
+  // PATCH /network-interfaces, from the VMM thread while the guest runs (takes the transport's
+  // lock). Each limiter given is updated as Firecracker's update_rate_limiter does (a bucket
+  // given replaces the old one with a new, full bucket; size or refill time 0 disables it; a
+  // bucket absent keeps its state); a limiter absent is unchanged. A queue that waits on a
+  // limiter's timer keeps waiting for it, also when the update disabled every bucket, and then
+  // resumes under the new buckets; a queue with nothing to wait for resumes at once.
+  void UpdateRateLimiters(const std::optional<RateLimiterConfig>& rx,
+                          const std::optional<RateLimiterConfig>& tx);
+
   NetState Save() const;
   Status Restore(const NetState& state);
   NetCounters counters() const;
 
  private:
-  explicit Net(const NetOptions& options, UniqueFd tap);
+  Net(const NetOptions& options, UniqueFd tap, std::unique_ptr<RateLimiter> rx_limiter,
+      std::unique_ptr<RateLimiter> tx_limiter);
+  // Puts each limiter's timer into the event loop once it has one (a bucket).
+  Status WatchLimiterTimers();
+  // Moves frames from the TAP into the guest's RX buffers while both have some, then
+  // interrupts the guest if it asked for it.
   void ProcessRx();
+  // One frame of ProcessRx (the one held back, or the TAP's next); false when RX has to wait
+  // (for the TAP, for buffers, for the rate limiter) or the ring is broken.
+  bool DeliverFrame();
   void ProcessTx();
-  // Moves the pending frame into the guest's RX buffers; false when it has none (the frame
-  // stays pending).
+  // Moves the pending frame into the guest's RX buffers (adding the used entries, without
+  // interrupting); false when it has none (the frame stays pending).
   bool DeliverPending();
   enum class DirectRx { kDelivered, kNoBuffers, kNotPossible, kStop };
   DirectRx TryDirectRx();
   void UpdateTapEvents();
 
-  NetOptions options_;
+  NetOptions options_;  // the rate limiters follow the updates
   UniqueFd tap_;
+  // Always present, with no bucket when none is configured, as Firecracker's: a later update
+  // needs no timerfd_create (which the seccomp filter may forbid by then).
   std::unique_ptr<RateLimiter> rx_limiter_;
   std::unique_ptr<RateLimiter> tx_limiter_;
+  // The limiters' timer fds once in the event loop. Kept rather than asked of the limiter: an
+  // update may disable every bucket while a wait is armed, and that expiry must still arrive.
+  int rx_timer_fd_ = -1;
+  int tx_timer_fd_ = -1;
   bool mrg_rxbuf_ = false;
   // A frame read from the TAP that the guest had no room for yet (header included).
   std::vector<uint8_t> rx_frame_;

@@ -9,13 +9,14 @@
 //    success, OP_RST otherwise.
 // Data moves with the protocol's credit flow control (5.10.6.3): host data goes to the guest
 // only as far as the guest's advertised buffer allows (the socket is not read otherwise, so no
-// data is ever dropped), and guest data beyond the 64 KiB we advertise is a protocol violation.
+// data is ever dropped), and guest data beyond the buf_alloc we advertise is a protocol violation.
 //
 // Threading: everything runs on the VMM thread inside ProcessQueue/OnEventFd (the transport's
 // lock held); every socket is non-blocking, nothing here waits.
 #pragma once
 
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <atomic>
 #include <cstdint>
@@ -25,6 +26,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "devices/virtio/virtio_device.h"
 #include "vmm/base/unique_fd.h"
@@ -36,10 +38,16 @@ inline constexpr uint64_t kVsockHostCid = 2;
 inline constexpr uint64_t kVsockMinGuestCid = 3;             // 0, 1 and 2 are reserved (5.10.4)
 inline constexpr size_t kVsockHeaderBytes = 44;              // struct virtio_vsock_hdr
 inline constexpr uint32_t kVsockMaxPacketBytes = 64 * 1024;  // MAX_PKT_BUF_SIZE
-inline constexpr uint32_t kVsockBufAlloc = 64 * 1024;        // CONN_TX_BUF_SIZE, our buf_alloc
-// CONN_CREDIT_UPDATE_THRESHOLD: a CREDIT_UPDATE goes out when the guest believes we have less
-// than this much room left.
-inline constexpr uint32_t kVsockCreditUpdateThreshold = 4 * 1024;
+// Our buf_alloc: what a guest may send on a connection beyond what we forwarded to the host
+// socket (and so what we may have to hold per connection when the host does not read). Linux's
+// default (VIRTIO_VSOCK_DEFAULT_BUF_SIZE), not Firecracker's 64 KiB CONN_TX_BUF_SIZE: with
+// buf_alloc no larger than one 64 KiB packet a guest has one packet in flight and waits a round
+// trip through the device for every one.
+inline constexpr uint32_t kVsockBufAlloc = 256 * 1024;
+// A CREDIT_UPDATE goes out once the guest believes we have no more than this much room left
+// (half the buffer, so that a streaming guest hears of the room we made before it runs out;
+// Firecracker's threshold is "less than 4 KiB" of its 64 KiB).
+inline constexpr uint32_t kVsockCreditUpdateThreshold = kVsockBufAlloc / 2;
 inline constexpr uint32_t kVsockMaxConnections = 1023;  // MAX_CONNECTIONS
 inline constexpr uint32_t kVsockTimeoutMs = 2000;       // CONN_REQUEST/SHUTDOWN_TIMEOUT_MS
 // The host's "CONNECT <port>\n" is read into a 32-byte buffer (Firecracker muxer.rs).
@@ -153,7 +161,14 @@ class Vsock : public VirtioDevice {
   void ProcessTx();
   void ProcessRx();
   // Writes the next packet `conn` owes the guest into `chain`; returns its length, 0 for none.
+  // Data read at once into further chains makes further RW packets, in rx_more_.
   uint32_t FillRx(Connection& conn, const DescriptorChain& chain, bool* remove);
+  // Reads conn's socket into `first` (first_room bytes after the header) and the rx chains the
+  // guest posted after it, within `credit` and one packet's worth; returns what readv returned.
+  // The further chains that got data are in rx_more_ (their payload bytes in len, together
+  // rx_more_bytes_); the others are put back.
+  ssize_t ReadHostData(Connection& conn, const DescriptorChain& first, uint32_t first_room,
+                       uint32_t credit);
   void HandleGuestPacket(const VsockHeader& h, const DescriptorChain& chain);
   void HandleGuestConnect(const VsockHeader& h);
   void HandleGuestData(Connection& conn, const VsockHeader& h, const DescriptorChain& chain);
@@ -196,6 +211,17 @@ class Vsock : public VirtioDevice {
   // RSTs not tied to a live connection (answers to strays, killed connections).
   std::deque<VsockHeader> rst_queue_;
   bool tx_stalled_ = false;  // tx stopped because rst_queue_ is full
+  // Scratch of ReadHostData, kept to reuse its memory: the iovecs of one read and the further
+  // rx chains it filled (the first rx_more_count_ entries; len is their used length once FillRx
+  // has written their headers).
+  struct RxChain {
+    DescriptorChain chain;
+    uint32_t len = 0;
+  };
+  std::vector<iovec> rx_iov_;
+  std::vector<RxChain> rx_more_;
+  size_t rx_more_count_ = 0;
+  uint32_t rx_more_bytes_ = 0;
 
   std::atomic<uint64_t> connections_opened_{0};
   std::atomic<uint64_t> active_connections_{0};

@@ -2,9 +2,12 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -22,6 +25,22 @@ constexpr auto kCommandTimeout = std::chrono::seconds(30);
 constexpr int kPollMs = 100;  // how quickly UdpEchoServer notices it should stop
 
 std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+// On the calling thread: enters the namespace at ns_path and attaches *fd to TAP `name`.
+std::string AttachTap(const std::string& ns_path, const std::string& name, int* fd) {
+  int nsfd = open(ns_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (nsfd < 0) return Errno("open(" + ns_path + ")");
+  int rc = setns(nsfd, CLONE_NEWNET);
+  close(nsfd);
+  if (rc != 0) return Errno("setns(" + ns_path + ", CLONE_NEWNET)");
+  *fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+  if (*fd < 0) return Errno("open(/dev/net/tun)");
+  ifreq ifr = {};
+  snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name.c_str());
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  if (ioctl(*fd, TUNSETIFF, &ifr) != 0) return Errno("TUNSETIFF(" + name + ")");
+  return "";
+}
 
 }  // namespace
 
@@ -80,6 +99,17 @@ std::string CreateTap(const NetNamespace& ns, const std::string& name, const std
   if (err.empty()) err = ns.Ip({"addr", "add", cidr, "dev", name});
   if (err.empty()) err = ns.Ip({"link", "set", name, "up"});
   return err;
+}
+
+TapHolder::TapHolder(const NetNamespace& ns, const std::string& name) {
+  // /dev/net/tun finds the TAP in the namespace of the thread that opens it, so the open happens
+  // on a thread that entered `ns`; the fd, and with it the attachment, outlives the thread.
+  const std::string ns_path = ns.path();
+  std::thread([&] { error_ = AttachTap(ns_path, name, &fd_); }).join();
+}
+
+TapHolder::~TapHolder() {
+  if (fd_ >= 0) close(fd_);
 }
 
 UdpEchoServer::UdpEchoServer(const NetNamespace& ns, const std::string& address, uint16_t port) {

@@ -53,6 +53,23 @@ class NetNamespace {
 // "10.0.2.1/24") and brings it up. Returns "" on success, else what failed.
 std::string CreateTap(const NetNamespace& ns, const std::string& name, const std::string& cidr);
 
+// Attaches to TAP `name` in `ns` as a VMM would (TUNSETIFF with IFF_TAP | IFF_NO_PI |
+// IFF_VNET_HDR, no IFF_MULTI_QUEUE), so that the TAP is in use until this is destroyed.
+class TapHolder {
+ public:
+  TapHolder(const NetNamespace& ns, const std::string& name);
+  ~TapHolder();
+  TapHolder(const TapHolder&) = delete;
+  TapHolder& operator=(const TapHolder&) = delete;
+
+  bool ok() const { return error_.empty(); }
+  const std::string& error() const { return error_; }
+
+ private:
+  int fd_ = -1;
+  std::string error_;
+};
+
 // Runs `argv` (absolute program path) to completion; returns "" when it exits 0, else its
 // stderr and exit status. For one-off commands such as `ip`.
 std::string RunCommand(const std::vector<std::string>& argv);

@@ -20,6 +20,9 @@
 
 #include <cstring>
 #include <map>
+#include <optional>
+#include <string>
+#include <vector>
 #include <memory>
 
 #include "tests/support/netns.h"
@@ -105,6 +108,8 @@ class NetTest : public ::testing::Test {
     o.iface_id = "eth0";
     o.host_dev_name = "tap0";
     o.guest_mac = std::array<uint8_t, 6>{6, 0, 10, 0, 2, 15};
+    o.rx_rate_limiter = rx_rate_limiter_;
+    o.tx_rate_limiter = tx_rate_limiter_;
     auto n = Net::Open(o);
     ASSERT_TRUE(n.ok()) << n.error().message;
     net_ = *n;
@@ -140,11 +145,39 @@ class NetTest : public ::testing::Test {
     close(s);
   }
 
-  int TapFd() const {
+  // The watched fds whose /proc/self/fd link is `target` ("/dev/net/tun" for the TAP,
+  // "anon_inode:[timerfd]" for the rate limiters' timers).
+  std::vector<int> WatchedFds(const std::string& target) const {
+    std::vector<int> out;
     for (auto& [fd, events] : watcher_.fds) {
-      if (events & (EPOLLIN | EPOLLOUT)) return fd;
+      char link[256];
+      ssize_t n = readlink(("/proc/self/fd/" + std::to_string(fd)).c_str(), link, sizeof link);
+      if (n > 0 && std::string(link, static_cast<size_t>(n)) == target) out.push_back(fd);
     }
-    return -1;
+    return out;
+  }
+
+  int TapFd() const {
+    std::vector<int> tap = WatchedFds("/dev/net/tun");
+    return tap.empty() ? -1 : tap[0];
+  }
+
+  // Waits for the limiter's timer to expire, then tells the device.
+  void FireTimer(int timer_fd) {
+    pollfd p = {timer_fd, POLLIN, 0};
+    ASSERT_EQ(poll(&p, 1, 5000), 1);
+    net_->OnEventFd(timer_fd, EPOLLIN);
+  }
+
+  // A frame for the TX queue: header (zeroed) and a 60-byte frame to the broadcast address.
+  void AddTxFrame(uint64_t at) {
+    std::string frame(60, '\0');
+    memset(frame.data(), 0xff, 6);
+    frame[12] = static_cast<char>(0x88);
+    frame[13] = static_cast<char>(0xb5);
+    ASSERT_TRUE(mem_->Fill(at, 0, kNetHdrLen).ok());
+    ASSERT_TRUE(mem_->Write(at + kNetHdrLen, frame.data(), frame.size()).ok());
+    tx_->AddChain({{at, static_cast<uint32_t>(kNetHdrLen + frame.size()), false}});
   }
 
   // An Ethernet frame from the host side of the TAP to the guest (broadcast, EtherType 0x88b5,
@@ -176,6 +209,7 @@ class NetTest : public ::testing::Test {
     return s;
   }
 
+  std::optional<RateLimiterConfig> rx_rate_limiter_, tx_rate_limiter_;  // for Start
   std::unique_ptr<NetNamespace> ns_;
   int original_ns_ = -1;
   bool entered_ = false;
@@ -311,6 +345,65 @@ TEST_F(NetTest, WithoutMrgRxbufAFrameNeedsOneBigEnoughBuffer) {
   PumpRx();
   ASSERT_EQ(rx_->UsedIdx(), 2);
   EXPECT_EQ(Guest(kBuffers + 0x1000 + kNetHdrLen, frame.size()), frame);
+}
+
+// One frame per 1000 s: the first passes, the next waits for the limiter.
+const RateLimiterConfig kOneOpPerKiloSecond{std::nullopt, TokenBucketConfig{1, 0, 1000000}};
+const RateLimiterConfig kOpsDisabled{std::nullopt, TokenBucketConfig{0, 0, 0}};
+
+TEST_F(NetTest, UpdatedTxLimiterThrottlesAndAStalledQueueResumes) {
+  Start(kFeatures);
+  EXPECT_TRUE(WatchedFds("anon_inode:[timerfd]").empty());  // no bucket: nothing to wait for
+  net_->UpdateRateLimiters(std::nullopt, kOneOpPerKiloSecond);
+  std::vector<int> timers = WatchedFds("anon_inode:[timerfd]");
+  ASSERT_EQ(timers.size(), 1u);
+  AddTxFrame(kBuffers);
+  AddTxFrame(kBuffers + 0x1000);
+  net_->ProcessQueue(1);
+  EXPECT_EQ(tx_->UsedIdx(), 1);  // the second frame waits in the ring
+  EXPECT_EQ(net_->counters().tx_throttled, 1u);
+
+  // The limiter is disabled while the queue waits on its timer: the wait still ends (the timer
+  // stays watched though the limiter has no bucket left), and the queue goes on unthrottled.
+  net_->UpdateRateLimiters(std::nullopt, kOpsDisabled);
+  EXPECT_EQ(tx_->UsedIdx(), 1);
+  EXPECT_EQ(WatchedFds("anon_inode:[timerfd]"), timers);
+  FireTimer(timers[0]);
+  EXPECT_EQ(tx_->UsedIdx(), 2);
+  for (int i = 0; i < 3; i++) AddTxFrame(kBuffers + 0x2000 + 0x1000 * i);
+  net_->ProcessQueue(1);
+  EXPECT_EQ(tx_->UsedIdx(), 5);
+  EXPECT_EQ(net_->counters().tx_frames, 5u);
+  EXPECT_EQ(net_->counters().tx_throttled, 1u);
+}
+
+TEST_F(NetTest, UpdatedRxLimiterHoldsAFrameBackAndReleasesIt) {
+  Start(kFeatures);
+  net_->UpdateRateLimiters(kOneOpPerKiloSecond, std::nullopt);
+  rx_->AddChain({{kBuffers, 2048, true}});
+  rx_->AddChain({{kBuffers + 0x1000, 2048, true}});
+  std::string first = SendFromHost(100);
+  PumpRx();
+  ASSERT_EQ(rx_->UsedIdx(), 1);
+  std::string second = SendFromHost(200);
+  PumpRx();
+  EXPECT_EQ(rx_->UsedIdx(), 1);  // read from the TAP, held back by the limiter
+  EXPECT_EQ(net_->counters().rx_throttled, 1u);
+  EXPECT_LT(TapFd(), 0);  // and the TAP is not read meanwhile
+
+  // A new, bigger bucket: the frame waits out the old wait, then goes in under the new bucket.
+  net_->UpdateRateLimiters(RateLimiterConfig{std::nullopt, TokenBucketConfig{100, 0, 1000}},
+                           std::nullopt);
+  EXPECT_EQ(rx_->UsedIdx(), 1);
+  std::vector<int> timers = WatchedFds("anon_inode:[timerfd]");
+  ASSERT_EQ(timers.size(), 1u);
+  FireTimer(timers[0]);
+  ASSERT_EQ(rx_->UsedIdx(), 2);
+  EXPECT_EQ(Guest(kBuffers + 0x1000 + kNetHdrLen, second.size()), second);
+  EXPECT_GE(TapFd(), 0);  // reading the TAP again
+  ASSERT_TRUE(net_->Save().rx_rate_limiter.has_value());
+  ASSERT_TRUE(net_->Save().rx_rate_limiter->ops.has_value());
+  EXPECT_EQ(net_->Save().rx_rate_limiter->ops->size, 100u);
 }
 
 TEST_F(NetTest, OpeningErrorsNameTheTap) {

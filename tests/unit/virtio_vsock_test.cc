@@ -407,6 +407,51 @@ TEST_F(VsockTest, HostDataIsLimitedByTheGuestsCredit) {
   EXPECT_EQ(vsock_->errors(), 0u);
 }
 
+TEST_F(VsockTest, HostDataSpreadsOverSeveralRxBuffersInOrder) {
+  Start();
+  uint32_t lp = 0;
+  UniqueFd c = Establish(7000, &lp, /*guest_buf_alloc=*/10000);
+  rx_.clear();
+  std::string data(30000, '\0');
+  for (size_t i = 0; i < data.size(); i++) data[i] = static_cast<char>(i * 7 + i / 4096);
+  WriteAll(c.get(), data);
+  std::vector<Packet> rw;
+  auto collect = [&] {
+    for (const Packet& p : rx_) {
+      if (p.h.op == kVsockOpRw) rw.push_back(p);
+    }
+    bool asked = false;
+    for (const Packet& p : rx_) asked |= p.h.op == kVsockOpCreditRequest;
+    rx_.clear();
+    return asked;
+  };
+  // 10000 bytes of credit over 4 KiB buffers: three packets, each with a header of its own.
+  ASSERT_TRUE(PumpUntil(collect));
+  ASSERT_EQ(rw.size(), 3u);
+  EXPECT_EQ(rw[0].data.size(), 4096u);
+  EXPECT_EQ(rw[1].data.size(), 4096u);
+  EXPECT_EQ(rw[2].data.size(), 10000u - 8192u);
+  for (const Packet& p : rw) {
+    EXPECT_EQ(p.h.src_cid, kVsockHostCid);
+    EXPECT_EQ(p.h.dst_cid, kCid);
+    EXPECT_EQ(p.h.src_port, lp);
+    EXPECT_EQ(p.h.dst_port, 7000u);
+    EXPECT_EQ(p.h.buf_alloc, kVsockBufAlloc);
+  }
+  // More credit: the rest, in order.
+  GuestSend(Guest(kVsockOpCreditUpdate, 7000, lp, 65536, 10000));
+  std::string got;
+  ASSERT_TRUE(PumpUntil([&] {
+    collect();
+    got.clear();
+    for (const Packet& p : rw) got += p.data;
+    return got.size() >= data.size();
+  }));
+  EXPECT_EQ(got, data);
+  for (const Packet& p : rw) EXPECT_LE(p.data.size(), 4096u);
+  EXPECT_EQ(vsock_->errors(), 0u);
+}
+
 TEST_F(VsockTest, HostConnectToNobodyClosesTheHostSocket) {
   Start();
   UniqueFd c = ConnectUnix(uds_);
@@ -606,10 +651,20 @@ TEST_F(VsockTest, GuestDataBeyondItsCreditResetsTheConnection) {
   GuestSend(Guest(kVsockOpRequest, 5000, 52));
   WaitPacket(kVsockOpResponse);
   UniqueFd server(accept(listener.get(), nullptr, nullptr));
-  std::string chunk(40000, 'a');
-  GuestSend(Guest(kVsockOpRw, 5000, 52), chunk);
+  // The host never reads: the guest sends what its credit allows (buf_alloc beyond the fwd_cnt
+  // it was last told) until the socket is full and no more credit comes.
+  std::string chunk(kVsockMaxPacketBytes, 'a');
+  size_t sent = 0, fwd_known = 0;
+  while (true) {
+    for (const Packet& p : rx_) fwd_known = p.h.fwd_cnt;
+    rx_.clear();
+    if (kVsockBufAlloc - (sent - fwd_known) < chunk.size()) break;
+    GuestSend(Guest(kVsockOpRw, 5000, 52), chunk);
+    sent += chunk.size();
+    ASSERT_LT(sent, size_t{64} << 20) << "the host socket never filled";
+  }
   EXPECT_EQ(vsock_->errors(), 0u);
-  // 80000 bytes in flight against 65536 of credit (no update was due).
+  // One packet more than the credit.
   GuestSend(Guest(kVsockOpRw, 5000, 52), chunk);
   EXPECT_EQ(vsock_->errors(), 1u);
   EXPECT_EQ(WaitPacket(kVsockOpRst).h.dst_port, 5000u);

@@ -34,6 +34,7 @@ const char *scenario_evil_net(void);
 const char *scenario_vsock(void);
 const char *scenario_evil_vsock(void);
 const char *scenario_net_bench(void);
+const char *scenario_net_bench_tcp(void);
 const char *scenario_vsock_bench(void);
 const char *scenario_ticks(void);
 

@@ -434,12 +434,16 @@ static bool process_events(struct vsock_dev *v) {
 
 bool vsock_poll(struct vsock_dev *v, uint32_t timeout_ms) {
   for (unsigned round = 0;; round++) {
-    if (virtio_needs_reset(v->d)) return false;
+    // A device that needs a reset tells the driver with a configuration interrupt (2.1.2),
+    // counted in config_changes; the Status register, which costs an exit to the device's
+    // monitor, is read only when a wait brought nothing (a device that did not interrupt).
+    if (v->d->config_changes != 0) return false;
     bool any = process_events(v);
     any |= process_rx(v);
     reap_tx(v);
     for (unsigned i = 0; i < kVsockMaxConns; i++) any |= flush_conn(v, &v->conns[i]);
-    if (any || round == 1) return true;
+    if (any) return true;
+    if (round == 1) return !virtio_needs_reset(v->d);
     virtio_wait_queues(v->d, 1u << kVsockRxQueue | 1u << kVsockTxQueue | 1u << kVsockEventQueue,
                        timeout_ms);
   }

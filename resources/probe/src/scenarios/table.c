@@ -22,6 +22,7 @@ static const struct scenario kScenarios[] = {
     {"vsock", scenario_vsock},
     {"evil-vsock", scenario_evil_vsock},
     {"net-bench", scenario_net_bench},
+    {"net-bench-tcp", scenario_net_bench_tcp},
     {"vsock-bench", scenario_vsock_bench},
     {"ticks", scenario_ticks},
 };
