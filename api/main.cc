@@ -1,31 +1,168 @@
-// ember's entry point: parse the command line and the config file at the edge, then hand plain
-// config structs to the VMM. Exit codes follow Firecracker's FcExitCode: 0 the guest ended,
-// 1 a VMM error, 152 bad configuration, 153 bad arguments.
-#include <fcntl.h>
-#include <time.h>
+// ember's entry point, as the ordered list of what a start does: parse the command line, set up
+// the logger and metrics, open the API socket (unless --no-api), configure and boot (from
+// --config-file at once, or over the API at InstanceStart), then run the VM's event loop with
+// the API on it. Exit codes follow Firecracker's FcExitCode: 0 the guest ended, 1 a VMM error,
+// 152 bad configuration, 153 bad arguments.
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 
+#include "api/api_dispatch.h"
+#include "api/api_server.h"
 #include "api/cli.h"
 #include "api/config_file.h"
+#include "api/vmm_channel.h"
 #include "vmm/base/clock.h"
 #include "vmm/base/log.h"
+#include "vmm/base/metrics.h"
+#include "vmm/controller.h"
 #include "vmm/vmm.h"
 
+namespace ember {
 namespace {
 
 constexpr int kExitGeneric = 1;
 constexpr int kExitBadConfiguration = 152;
 constexpr int kExitArgParsing = 153;
 
-}  // namespace
+struct ProcessStart {
+  uint64_t wall_us;
+  uint64_t cpu_us;
+};
 
-int main(int argc, char** argv) {
-  using namespace ember;
-  const uint64_t start_us = MonotonicUs();
-  const uint64_t start_cpu_us = ProcessCpuUs();
+// What a run owns besides the controller: the API's two halves. Whatever ends the process ends
+// the API first: queued and later requests get an error instead of waiting for a VMM thread
+// that is gone, and the socket file is removed.
+struct Api {
+  std::unique_ptr<VmmChannel> channel;
+  std::unique_ptr<ApiServer> server;
+
+  void Stop() {
+    if (channel) channel->Close();
+    // Not Stop(): an idle keep-alive client would hold the exit for the read timeout. The
+    // channel stays alive with the server's threads until the process ends.
+    if (server) {
+      ApiServer::Abandon(std::move(server));
+      (void)channel.release();
+    }
+  }
+};
+
+int Fail(Api& api, int code, const char* what, const std::string& message) {
+  api.Stop();
+  if (code == kExitBadConfiguration || code == kExitArgParsing || !LogEnabled(LogLevel::kError)) {
+    fprintf(stderr, "ember: %s: %s\n", what, message.c_str());
+  } else {
+    LOG_ERROR("%s: %s", what, message.c_str());
+  }
+  return code;
+}
+
+Status SetUpLogger(const CliOptions& cli) {
+  LoggerConfig log;
+  log.instance_id = cli.id;
+  log.show_level = cli.show_level;
+  log.show_origin = cli.show_log_origin;
+  if (cli.level) log.level = *cli.level;
+  ConfigureLogger(log);
+  if (!cli.log_path.empty()) {
+    LoggerUpdate update;
+    update.log_path = cli.log_path;
+    update.level = log.level;
+    TRY_STATUS(UpdateLogger(update));
+  }
+  return Ok();
+}
+
+// The config file's logger section, as Firecracker's PUT /logger; flags given on the command
+// line win where both set a field.
+Status ApplyFileLogger(const CliOptions& cli, const LoggerConfigFile& file) {
+  LoggerUpdate update;
+  update.level = cli.level ? cli.level : file.level;
+  update.show_level = cli.show_level || file.show_level;
+  update.show_log_origin = cli.show_log_origin || file.show_log_origin;
+  if (cli.log_path.empty()) update.log_path = file.log_path;
+  return UpdateLogger(update);
+}
+
+Status ApplyApiLogger(const LoggerConfigFile& body) {
+  LoggerUpdate update;
+  update.level = body.level;
+  update.show_level = body.show_level;
+  update.show_log_origin = body.show_log_origin;
+  update.log_path = body.log_path;
+  return UpdateLogger(update);
+}
+
+// api_server.process_startup_time_*: from the launcher's start time (the jailer passes it) or
+// this process's, to the API being ready (or the boot starting, without one).
+void RecordStartupTime(const CliOptions& cli, const ProcessStart& start) {
+  const uint64_t wall = MonotonicUs() - cli.start_time_us.value_or(start.wall_us);
+  const uint64_t cpu =
+      ProcessCpuUs() - cli.start_time_cpu_us.value_or(0) + cli.parent_cpu_time_us.value_or(0);
+  SetProcessStartupTimes(wall, cpu);
+}
+
+Status StartApi(const CliOptions& cli, Api* api) {
+  api->channel = TRY(VmmChannel::Create());
+  ApiServerOptions options;
+  options.socket_path = cli.api_sock;
+  options.max_payload_bytes = cli.http_api_max_payload_size;
+  VmmChannel* channel = api->channel.get();
+  api->server = TRY(ApiServer::Bind(
+      options, [channel](const HttpRequest& request) { return DispatchApiRequest(request, *channel); }));
+  api->server->Start();
+  return Ok();
+}
+
+void ServeApi(Api& api, Controller& controller) {
+  api.channel->Serve([&](const VmmAction& action) { return controller.Handle(action); });
+}
+
+// Before boot, over the API: serve requests until an InstanceStart succeeds.
+Status ServeUntilInstanceStart(Api& api, Controller& controller) {
+  EventLoop loop = TRY(EventLoop::Create());
+  TRY_STATUS(loop.Add(api.channel->fd(), EPOLLIN, [&](uint32_t) {
+    ServeApi(api, controller);
+    if (controller.state() != InstanceState::kNotStarted) loop.Stop();
+  }));
+  return loop.Run();
+}
+
+// After boot: the VM's event loop serves the devices, the API and the metrics timer.
+int RunVm(Api& api, Controller& controller) {
+  Vmm& vmm = *controller.vmm();
+  EventLoop& loop = vmm.event_loop();
+  if (api.channel) {
+    if (Status s = loop.Add(api.channel->fd(), EPOLLIN, [&](uint32_t) { ServeApi(api, controller); });
+        !s.ok()) {
+      LOG_ERROR("cannot serve the API after boot: %s", s.error().message.c_str());
+    }
+  }
+  std::optional<MetricsTimer> timer;
+  if (auto t = MetricsTimer::Create(&metrics_system()); t.ok()) {
+    timer = std::move(*t);
+    (void)loop.Add(timer->fd(), EPOLLIN, [&](uint32_t) { timer->OnTimer(); });
+  } else {
+    LOG_WARN("no periodic metrics: %s", t.error().message.c_str());
+  }
+  vmm.Start();
+  if (Status s = loop.Run(); !s.ok()) {
+    LOG_ERROR("event loop failed: %s", s.error().message.c_str());
+    vmm.RequestExit(VmExit{VmExitKind::kError, "event loop failed"});
+  }
+  const int code = vmm.Finish();
+  api.Stop();
+  // Firecracker writes a last line on exit.
+  if (metrics_system().configured()) (void)FlushMetricsNow();
+  return code;
+}
+
+int Main(int argc, char** argv) {
+  const ProcessStart start{MonotonicUs(), ProcessCpuUs()};
 
   auto cli = ParseCommandLine(argc, argv);
   if (!cli.ok()) {
@@ -40,76 +177,68 @@ int main(int argc, char** argv) {
     printf("ember v%s\n", kEmberVersion);
     return 0;
   }
-
-  LoggerConfig log;
-  log.instance_id = cli->id;
-  log.show_level = cli->show_level;
-  log.show_origin = cli->show_log_origin;
-  if (cli->level) log.level = *cli->level;
-  if (!cli->log_path.empty()) {
-    // Non-blocking as Firecracker: a full FIFO drops log lines instead of stalling the VMM.
-    int fd = open(cli->log_path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC,
-                  0600);
-    if (fd < 0) {
-      fprintf(stderr, "ember: cannot open --log-path %s: %s\n", cli->log_path.c_str(),
-              ErrnoName(errno).c_str());
-      return kExitArgParsing;
-    }
-    log.fd = fd;
-  }
-  ConfigureLogger(log);
-
-  if (cli->config_file.empty()) {
-    fprintf(stderr,
-            "ember: --config-file is required: the REST API (--api-sock) is not implemented in "
-            "this version\n");
-    return kExitArgParsing;
-  }
-  auto config = LoadConfigFile(cli->config_file);
-  if (!config.ok()) {
-    fprintf(stderr, "ember: invalid configuration: %s\n", config.error().message.c_str());
-    return kExitBadConfiguration;
-  }
-
-  if (config->metrics) {
-    // Parsed so that the file is checked, but the metrics system comes with the API issue.
-    fprintf(stderr, "ember: invalid configuration: metrics is not supported yet\n");
-    return kExitBadConfiguration;
-  }
-  if (config->logger) {
-    // The file's logger section, as Firecracker's PUT /logger; flags given on the command line
-    // win where both set a field.
-    const LoggerConfigFile& file_log = *config->logger;
-    if (!cli->level && file_log.level) log.level = *file_log.level;
-    log.show_level = log.show_level || file_log.show_level;
-    log.show_origin = log.show_origin || file_log.show_log_origin;
-    if (cli->log_path.empty() && file_log.log_path) {
-      int fd = open(file_log.log_path->c_str(),
-                    O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC, 0600);
-      if (fd < 0) {
-        fprintf(stderr, "ember: invalid configuration: logger.log_path %s: %s\n",
-                file_log.log_path->c_str(), ErrnoName(errno).c_str());
-        return kExitBadConfiguration;
-      }
-      log.fd = fd;
-    }
-    ConfigureLogger(log);
+  Api api;
+  if (Status s = SetUpLogger(*cli); !s.ok()) return Fail(api, kExitArgParsing, "--log-path", s.error().message);
+  if (!cli->metrics_path.empty()) {
+    if (Status s = ConfigureMetrics(cli->metrics_path); !s.ok())
+      return Fail(api, kExitArgParsing, "--metrics-path", s.error().message);
   }
 
   VmmOptions options;
   options.boot_timer = cli->boot_timer;
-  options.boot_start_us = start_us;
-  options.boot_start_cpu_us = start_cpu_us;
-  int build_exit = kExitGeneric;
-  auto vmm = Vmm::Build(*config, options, &build_exit);
-  if (!vmm.ok()) {
-    if (build_exit == kExitBadConfiguration)
-      fprintf(stderr, "ember: invalid configuration: %s\n", vmm.error().message.c_str());
-    else
-      LOG_ERROR("building the microVM failed: %s", vmm.error().message.c_str());
-    if (build_exit != kExitBadConfiguration && !LogEnabled(LogLevel::kError))
-      fprintf(stderr, "ember: building the microVM failed: %s\n", vmm.error().message.c_str());
-    return build_exit;
+  if (!cli->config_file.empty()) {
+    // Config-file mode boots now: the boot timer counts from the process start. Over the API
+    // it counts from InstanceStart (the controller sets it), as Firecracker's device does.
+    options.boot_start_us = start.wall_us;
+    options.boot_start_cpu_us = start.cpu_us;
   }
-  return (*vmm)->Run();
+  ControllerHooks hooks;
+  hooks.configure_logger = ApplyApiLogger;
+  hooks.configure_metrics = [](const MetricsConfig& m) { return ConfigureMetrics(m.metrics_path); };
+  hooks.flush_metrics = [] { return FlushMetricsNow(); };
+  hooks.vmm_built = [](Vmm& vmm) {
+    vmm.RegisterMetricsSources();
+    // Firecracker writes a line at InstanceStart.
+    if (metrics_system().configured()) (void)FlushMetricsNow();
+  };
+  Controller controller(cli->id, kEmberVersion, options, hooks);
+
+  // The API socket comes up before anything is built: clients poll for it (go-sdk), and GET /
+  // and GET /machine-config must work at once.
+  if (!cli->no_api) {
+    if (Status s = StartApi(*cli, &api); !s.ok())
+      return Fail(api, kExitGeneric, "cannot serve the API", s.error().message);
+    LOG_DEBUG("API socket %s accepting after %llu us", cli->api_sock.c_str(),
+              static_cast<unsigned long long>(MonotonicUs() - start.wall_us));
+  }
+  RecordStartupTime(*cli, start);
+
+  if (!cli->config_file.empty()) {
+    auto config = LoadConfigFile(cli->config_file);
+    if (!config.ok())
+      return Fail(api, kExitBadConfiguration, "invalid configuration", config.error().message);
+    if (config->logger) {
+      if (Status s = ApplyFileLogger(*cli, *config->logger); !s.ok())
+        return Fail(api, kExitBadConfiguration, "invalid configuration: logger", s.error().message);
+    }
+    if (config->metrics) {
+      if (Status s = ConfigureMetrics(config->metrics->metrics_path); !s.ok())
+        return Fail(api, kExitBadConfiguration, "invalid configuration: metrics", s.error().message);
+    }
+    int build_exit = kExitGeneric;
+    if (Status s = controller.StartFromConfig(*config, &build_exit); !s.ok()) {
+      return Fail(api, build_exit,
+                  build_exit == kExitBadConfiguration ? "invalid configuration"
+                                                      : "building the microVM failed",
+                  s.error().message);
+    }
+  } else if (Status s = ServeUntilInstanceStart(api, controller); !s.ok()) {
+    return Fail(api, kExitGeneric, "API event loop failed", s.error().message);
+  }
+  return RunVm(api, controller);
 }
+
+}  // namespace
+}  // namespace ember
+
+int main(int argc, char** argv) { return ember::Main(argc, argv); }

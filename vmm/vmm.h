@@ -69,6 +69,7 @@ class Vmm {
 
   // Ends the VM from any thread (the i8042 reset line, a vCPU's fatal exit).
   void RequestExit(const VmExit& exit);
+  void RegisterMetricsSources();  // devices and vCPUs feed metrics_system() (vmm_metrics.cc)
 
  private:
   Vmm() = default;

@@ -64,6 +64,12 @@ RunResult BootProbe(const ProbeVm& vm, const std::vector<std::string>& extra_arg
   return RunEmber(args, stdin_data);
 }
 
+std::string MakeProbeImage(const TempDir& dir, const std::string& name, uint64_t bytes) {
+  std::string data(bytes, '\0');
+  for (uint64_t o = 0; o < bytes; o++) data[o] = static_cast<char>(ProbeImageByte(o));
+  return dir.Write(name, data);
+}
+
 int CountLines(const std::string& text, const std::string& needle) {
   int n = 0;
   std::istringstream in(text);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,6 +45,13 @@ RunResult RunEmber(const std::vector<std::string>& args, const std::string& stdi
 // Boots `vm` through --no-api --config-file and waits for it to end.
 RunResult BootProbe(const ProbeVm& vm, const std::vector<std::string>& extra_args = {},
                     const std::string& stdin_data = "");
+
+// The byte the probe's blk scenario expects at image offset o (resources/probe/README.md).
+inline uint8_t ProbeImageByte(uint64_t o) {
+  return static_cast<uint8_t>((o >> 9) * 31 + (o & 511) + 0x11);
+}
+// An image of `bytes` filled with ProbeImageByte, in dir; returns its path.
+std::string MakeProbeImage(const TempDir& dir, const std::string& name, uint64_t bytes);
 
 // Number of lines of `text` that contain `needle`.
 int CountLines(const std::string& text, const std::string& needle);

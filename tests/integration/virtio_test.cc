@@ -24,17 +24,13 @@ namespace {
 
 constexpr uint64_t kSector = 512;
 
-// The byte the probe expects at image offset o (resources/probe/README.md, scenario blk).
-uint8_t PatternIn(uint64_t o) { return static_cast<uint8_t>((o >> 9) * 31 + (o & 511) + 0x11); }
 // The byte the probe writes at offset o of sectors 8..15 of writable block device d.
 uint8_t PatternOut(uint64_t o, unsigned d) {
   return static_cast<uint8_t>((o >> 9) * 17 + (o & 511) * 5 + 0xa5 + d);
 }
 
 std::string MakeImage(const TempDir& dir, const std::string& name, uint64_t bytes) {
-  std::string data(bytes, '\0');
-  for (uint64_t o = 0; o < bytes; o++) data[o] = static_cast<char>(PatternIn(o));
-  return dir.Write(name, data);
+  return MakeProbeImage(dir, name, bytes);
 }
 
 std::string ReadFile(const std::string& path) {
@@ -51,7 +47,7 @@ void ExpectWrittenByProbe(const std::string& path, unsigned d, uint64_t bytes) {
   uint64_t bad = 0, first_bad = 0;
   for (uint64_t o = 0; o < bytes; o++) {
     bool written = o >= 8 * kSector && o < 16 * kSector;
-    uint8_t want = written ? PatternOut(o, d) : PatternIn(o);
+    uint8_t want = written ? PatternOut(o, d) : ProbeImageByte(o);
     if (static_cast<uint8_t>(data[o]) != want && bad++ == 0) first_bad = o;
   }
   EXPECT_EQ(bad, 0u) << path << ": first wrong byte at offset " << first_bad;
@@ -61,7 +57,7 @@ void ExpectUnchanged(const std::string& path, uint64_t bytes) {
   std::string data = ReadFile(path);
   ASSERT_EQ(data.size(), bytes);
   uint64_t bad = 0;
-  for (uint64_t o = 0; o < bytes; o++) bad += static_cast<uint8_t>(data[o]) != PatternIn(o);
+  for (uint64_t o = 0; o < bytes; o++) bad += static_cast<uint8_t>(data[o]) != ProbeImageByte(o);
   EXPECT_EQ(bad, 0u) << path;
 }
 
