@@ -49,6 +49,9 @@ Status CheckNoDuplicateKeysAt(const rapidjson::Value& value, const std::string& 
 }  // namespace
 
 Result<rapidjson::Document> ParseJson(std::string_view text) {
+  // RapidJSON stops at a NUL as if the text ended there, so "{...}\0garbage" would pass.
+  if (size_t nul = text.find('\0'); nul != std::string_view::npos)
+    return Error{StrFormat("JSON syntax error at byte %zu: a NUL byte", nul)};
   rapidjson::Document doc;
   // Iterative: a deeply nested file cannot exhaust the stack while parsing.
   doc.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag>(text.data(),
