@@ -25,6 +25,32 @@ std::string Where(const std::string& path) {
   return path.empty() ? "at the top level" : "in " + path;
 }
 
+// RFC 3629 well-formedness (no overlong forms, no surrogates, nothing above U+10FFFF).
+bool IsUtf8(const char* p, size_t n) {
+  auto b = [&](size_t i) { return static_cast<unsigned char>(p[i]); };
+  for (size_t i = 0; i < n;) {
+    unsigned char lead = b(i);
+    size_t len = lead < 0x80 ? 1 : lead >= 0xC2 && lead <= 0xDF ? 2 : lead >= 0xE0 && lead <= 0xEF ? 3
+                 : lead >= 0xF0 && lead <= 0xF4 ? 4 : 0;
+    if (len == 0 || i + len > n) return false;
+    if (len > 1) {
+      unsigned char low = lead == 0xE0 ? 0xA0 : lead == 0xF0 ? 0x90 : 0x80;
+      unsigned char high = lead == 0xED ? 0x9F : lead == 0xF4 ? 0x8F : 0xBF;
+      if (b(i + 1) < low || b(i + 1) > high) return false;
+      for (size_t k = 2; k < len; k++)
+        if (b(i + k) < 0x80 || b(i + k) > 0xBF) return false;
+    }
+    i += len;
+  }
+  return true;
+}
+
+// RapidJSON decodes an unpaired low-surrogate escape ("\uDC00") into bytes that are not UTF-8.
+Status CheckUtf8(const rapidjson::Value& s, const std::string& path) {
+  if (IsUtf8(s.GetString(), s.GetStringLength())) return Ok();
+  return Error{StrFormat("invalid Unicode (an unpaired surrogate escape) %s", Where(path).c_str())};
+}
+
 Status CheckNoDuplicateKeysAt(const rapidjson::Value& value, const std::string& path, int depth) {
   if (depth > kMaxJsonDepth)
     return Error{
@@ -33,9 +59,12 @@ Status CheckNoDuplicateKeysAt(const rapidjson::Value& value, const std::string& 
     for (rapidjson::SizeType i = 0; i < value.Size(); ++i) {
       TRY_STATUS(CheckNoDuplicateKeysAt(value[i], StrFormat("%s[%u]", path.c_str(), i), depth + 1));
     }
+  } else if (value.IsString()) {
+    TRY_STATUS(CheckUtf8(value, path));
   } else if (value.IsObject()) {
     std::unordered_set<std::string_view> seen;
     for (const auto& member : value.GetObject()) {
+      TRY_STATUS(CheckUtf8(member.name, path));
       std::string_view name = MemberName(member.name);
       if (!seen.insert(name).second)
         return Error{StrFormat("duplicate field \"%.*s\" %s", static_cast<int>(name.size()),

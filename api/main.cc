@@ -3,6 +3,7 @@
 // --config-file at once, or over the API at InstanceStart), then run the VM's event loop with
 // the API on it. Exit codes follow Firecracker's FcExitCode: 0 the guest ended, 1 a VMM error,
 // 152 bad configuration, 153 bad arguments.
+#include <malloc.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -245,4 +246,12 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace ember
 
-int main(int argc, char** argv) { return ember::Main(argc, argv); }
+int main(int argc, char** argv) {
+  // Hostile API input must not leave the monitor bigger. glibc raises its mmap threshold to the
+  // largest block freed so far, after which such blocks stay in the heap; a fixed threshold
+  // (above RapidJSON's 64 KiB pool chunk, which every body allocates) sends them back to the
+  // kernel. One arena keeps the API threads' freed memory where malloc_trim reaches it.
+  mallopt(M_MMAP_THRESHOLD, 256 << 10);
+  mallopt(M_ARENA_MAX, 1);
+  return ember::Main(argc, argv);
+}

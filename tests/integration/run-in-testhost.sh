@@ -14,4 +14,4 @@ fi
 exec "$top/resources/testhost/run.sh" --timeout 1200 \
   --file "$build/bin/ember" --file "$build/bin/integration_tests" --file "$build/guest" \
   --file "$(command -v ip)" \
-  -- "$build/bin/integration_tests" --gtest_filter='BootTest.*:VirtioTest.*:VirtioNetTest.*:VsockTest.*:ApiTest.*' --gtest_color=no
+  -- "$build/bin/integration_tests" --gtest_filter='BootTest.*:VirtioTest.*:VirtioNetTest.*:VsockTest.*:ApiTest.*:ApiBadInputTest.BatteryWhileProbeRuns' --gtest_color=no
