@@ -25,6 +25,7 @@
 #include "vmm/base/log.h"
 #include "vmm/base/strings.h"
 #include "vmm/base/unique_fd.h"
+#include "vmm/seccomp/seccomp.h"
 
 namespace ember {
 namespace {
@@ -63,6 +64,11 @@ class OnDemandPool : public httplib::TaskQueue {
   void Work() {
     SetThreadLogName("api");
     pthread_setname_np(pthread_self(), "api");
+    // Seccomp: a worker inherits the api filter from the listen thread that starts it.
+    if (Status s = EnsureSeccompFilter(SeccompRole::kApi, "api"); !s.ok()) {
+      LOG_ERROR("%s", s.error().message.c_str());
+      _exit(1);
+    }
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
       idle_++;
@@ -257,6 +263,13 @@ class ApiServer::Impl : public httplib::Server {
   void Run() {
     SetThreadLogName("api");
     pthread_setname_np(pthread_self(), "api");
+    // Seccomp: the api filter goes on before the first request (firecracker-facts §6). An API
+    // that cannot be confined is not served.
+    if (Status s = ApplySeccompFilter(SeccompRole::kApi, "api"); !s.ok()) {
+      LOG_ERROR("%s; the API is not served", s.error().message.c_str());
+      unlink(options_.socket_path.c_str());
+      _exit(1);
+    }
     if (!listen_after_bind()) LOG_WARN("the API server stopped accepting connections");
   }
 

@@ -154,7 +154,8 @@ constexpr Flag kFlags[] = {
        return SetOptionalNumber("mmds-size-limit", v, &o.mmds_size_limit);
      }},
     {"seccomp-filter", "FILE",
-     "Install this compiled seccomp BPF file instead of the built-in filters",
+     "Seccomp filters from this JSON file (Firecracker's seccompiler format, roles vmm, api "
+     "and vcpu) instead of the built-in ones",
      [](CliOptions& o, const std::string& v) {
        return SetPath("seccomp-filter", v, &o.seccomp_filter);
      }},

@@ -1,7 +1,7 @@
 // ember's command line: Firecracker's flags (firecracker-facts §1.4), so launchers written for
 // Firecracker (go-sdk, firectl, Kata, flintlock, the jailer) start ember unchanged. Flags that
-// ember does not act on yet (seccomp, startup-time metrics, MMDS sizes) are still validated and
-// stored, because launchers pass them on every start.
+// ember does not act on yet (MMDS sizes) are still validated and stored, because launchers pass
+// them on every start.
 #pragma once
 
 #include <cstdint>
@@ -42,7 +42,9 @@ struct CliOptions {
   std::optional<uint64_t> mmds_size_limit;  // absent: the payload limit
 
   // Passed by launchers and the jailer.
-  std::string seccomp_filter;  // a compiled BPF file; empty: the built-in filters
+  // Firecracker's flag takes BPF compiled by seccompiler-bin; ember's takes the JSON itself
+  // (api/seccomp_json.h). Empty: the built-in profiles (seccomp-profiles/).
+  std::string seccomp_filter;
   bool no_seccomp = false;
   std::optional<uint64_t> start_time_us;
   std::optional<uint64_t> start_time_cpu_us;

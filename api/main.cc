@@ -15,11 +15,14 @@
 #include "api/api_server.h"
 #include "api/cli.h"
 #include "api/config_file.h"
+#include "api/seccomp_json.h"
 #include "api/vmm_channel.h"
+#include "seccomp-profiles/builtin_filters.h"
 #include "vmm/base/clock.h"
 #include "vmm/base/log.h"
 #include "vmm/base/metrics.h"
 #include "vmm/controller.h"
+#include "vmm/seccomp/seccomp.h"
 #include "vmm/vmm.h"
 
 namespace ember {
@@ -82,6 +85,27 @@ Status SetUpLogger(const CliOptions& cli) {
   return Ok();
 }
 
+// Seccomp: the SIGSYS handler writes where the logger writes.
+void SyncSeccompViolationLog() {
+  const LoggerConfig log = CurrentLoggerConfig();
+  SetSeccompViolationLog(log.fd, log.instance_id);
+}
+
+// Seccomp (firecracker-facts §6): the built-in filters (compiled at build time), or
+// --seccomp-filter's JSON compiled now; each thread installs its own later
+// (vmm/seccomp/seccomp.h).
+Status SetUpSeccomp(const CliOptions& cli) {
+  if (cli.no_seccomp) return Ok();
+  if (cli.seccomp_filter.empty()) {
+    TRY_STATUS(EnableSeccompFilters(BuiltInSeccompFilters()));
+  } else {
+    SeccompProfiles profiles = TRY(LoadSeccompProfilesFile(cli.seccomp_filter));
+    TRY_STATUS(EnableSeccompFilters(TRY(CompileSeccompProfiles(profiles))));
+  }
+  SyncSeccompViolationLog();
+  return Ok();
+}
+
 // The config file's logger section, as Firecracker's PUT /logger; flags given on the command
 // line win where both set a field.
 Status ApplyFileLogger(const CliOptions& cli, const LoggerConfigFile& file) {
@@ -90,7 +114,9 @@ Status ApplyFileLogger(const CliOptions& cli, const LoggerConfigFile& file) {
   update.show_level = cli.show_level || file.show_level;
   update.show_log_origin = cli.show_log_origin || file.show_log_origin;
   if (cli.log_path.empty()) update.log_path = file.log_path;
-  return UpdateLogger(update);
+  TRY_STATUS(UpdateLogger(update));
+  SyncSeccompViolationLog();
+  return Ok();
 }
 
 Status ApplyApiLogger(const LoggerConfigFile& body) {
@@ -99,7 +125,9 @@ Status ApplyApiLogger(const LoggerConfigFile& body) {
   update.show_level = body.show_level;
   update.show_log_origin = body.show_log_origin;
   update.log_path = body.log_path;
-  return UpdateLogger(update);
+  TRY_STATUS(UpdateLogger(update));
+  SyncSeccompViolationLog();
+  return Ok();
 }
 
 // api_server.process_startup_time_*: from the launcher's start time (the jailer passes it) or
@@ -155,6 +183,11 @@ int RunVm(Api& api, Controller& controller) {
     LOG_WARN("no periodic metrics: %s", t.error().message.c_str());
   }
   vmm.Start();
+  // Seccomp: the vmm filter goes on once the VM is built and its vCPUs run, before the loop.
+  if (Status s = ApplySeccompFilter(SeccompRole::kVmm, "vmm"); !s.ok()) {
+    LOG_ERROR("%s", s.error().message.c_str());
+    vmm.RequestExit(VmExit{VmExitKind::kError, "no seccomp filter on the VMM thread"});
+  }
   if (Status s = loop.Run(); !s.ok()) {
     LOG_ERROR("event loop failed: %s", s.error().message.c_str());
     vmm.RequestExit(VmExit{VmExitKind::kError, "event loop failed"});
@@ -188,6 +221,9 @@ int Main(int argc, char** argv) {
     if (Status s = ConfigureMetrics(cli->metrics_path); !s.ok())
       return Fail(api, kExitArgParsing, "--metrics-path", s.error().message);
   }
+
+  if (Status s = SetUpSeccomp(*cli); !s.ok())
+    return Fail(api, kExitGeneric, "invalid seccomp filters", s.error().message);
 
   VmmOptions options;
   options.boot_timer = cli->boot_timer;

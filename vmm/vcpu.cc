@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "vmm/base/log.h"
+#include "vmm/seccomp/seccomp.h"
 
 namespace ember {
 namespace {
@@ -134,11 +135,17 @@ void Vcpu::ThreadMain(std::function<void()> before_run) {
   std::string thread_name = StrFormat("ember_vcpu %u", index());
   pthread_setname_np(pthread_self(), thread_name.c_str());
   if (before_run) before_run();
+  // Seccomp: the vcpu filter goes on before the first KVM_RUN (firecracker-facts §6).
+  bool confined = true;
+  if (Status s = ApplySeccompFilter(SeccompRole::kVcpu, thread_name.c_str()); !s.ok()) {
+    ReportError(s.error().message);
+    confined = false;
+  }
   // False between an exit and the next KVM_RUN: KVM finishes a PIO/MMIO read on re-entry (the
   // data handed back in kvm_run goes into the guest's register then), so the thread may park
   // only when KVM_RUN came back with EINTR, or before the first KVM_RUN.
   bool settled = true;
-  while (settled ? ParkIfPaused() : !stop_) {
+  while (confined && (settled ? ParkIfPaused() : !stop_)) {
     Status s = fd_.Run();
     if (!s.ok()) {
       if (s.error().err == EINTR || s.error().err == EAGAIN) {

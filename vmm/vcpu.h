@@ -52,7 +52,8 @@ class Vcpu {
   // Installs the (empty) handler of the kick signal; once per process, before any Start().
   static Status InstallKickSignalHandler();
 
-  // `before_run` runs on the new thread before the first KVM_RUN (seccomp install goes there).
+  // `before_run` runs on the new thread before the first KVM_RUN; the vcpu seccomp filter is
+  // installed after it (vmm/seccomp/seccomp.h).
   void Start(std::function<void()> before_run = {});
   // Makes the thread leave KVM_RUN and return, paused or not. Safe to call from any thread,
   // more than once.
