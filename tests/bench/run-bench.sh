@@ -5,14 +5,17 @@
 # software-emulated machine, not for hardware: they compare ember with QEMU under the same
 # emulation. api_bench is split: its parts that need no VM (startup, latency) run on this machine
 # and only those that boot (boot, rate) go to the test host.
-#   tests/bench/run-bench.sh boot_bench|block_bench|net_bench|api_bench [BUILD_DIR] [benchmark args...]
+#   tests/bench/run-bench.sh boot_bench|block_bench|net_bench|api_bench|jailer_bench [BUILD_DIR] [benchmark args...]
 set -euo pipefail
-bench=${1:?usage: run-bench.sh boot_bench|block_bench|net_bench|api_bench [BUILD_DIR] [args...]}
+bench=${1:?usage: run-bench.sh boot_bench|block_bench|net_bench|api_bench|jailer_bench [BUILD_DIR] [args...]}
 shift
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$top/build}" && pwd)
 shift || true
 ninja -C "$build" ember "$bench" probe_images >/dev/null
+if [[ $bench == jailer_bench ]]; then
+  exec "$build/bin/$bench" "$@"  # no VM involved: measured on this machine
+fi
 if "$top/resources/kvm-usable.sh"; then
   exec "$build/bin/$bench" "$@"
 fi

@@ -12,7 +12,7 @@ if "$top/resources/kvm-usable.sh"; then
 fi
 # Build trees keep their absolute paths inside the test host, so the binaries find each other.
 exec "$top/resources/testhost/run.sh" --timeout 1200 \
-  --file "$build/bin/ember" --file "$build/bin/ember-seccomp-selftest" \
-  --file "$build/bin/integration_tests" --file "$build/guest" \
+  --file "$build/bin/ember" --file "$build/bin/ember-jailer" \
+  --file "$build/bin/ember-seccomp-selftest" --file "$build/bin/integration_tests" --file "$build/guest" \
   --file "$(command -v ip)" \
-  -- "$build/bin/integration_tests" --gtest_filter='BootTest.*:VirtioTest.*:VirtioNetTest.*:VsockTest.*:ApiTest.*:ApiBadInputTest.BatteryWhileProbeRuns:SeccompTest.*' --gtest_color=no
+  -- "$build/bin/integration_tests" --gtest_filter='BootTest.*:VirtioTest.*:VirtioNetTest.*:VsockTest.*:ApiTest.*:ApiBadInputTest.BatteryWhileProbeRuns:SeccompTest.*:JailerBootTest.*:JailerTest.CgroupV2UnifiedHierarchy' --gtest_color=no
