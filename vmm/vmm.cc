@@ -194,6 +194,7 @@ Status Vmm::LoadGuest(const VmConfig& config) {
     input.virtio_mmio_devices.push_back(VirtioMmioDeviceInfo{slot.base, kMmioLen, slot.gsi});
   }
   input.vcpu_count = config.machine.vcpu_count;
+  input.acpi_rsdp_addr = TRY(WriteAcpiTablesForBoot(*memory_, input));
   boot_ = TRY(ConfigureBoot(*memory_, input));
   return Ok();
 }

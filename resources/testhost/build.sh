@@ -9,6 +9,7 @@
 # to the repo root):
 #   vmlinux          ELF kernel extracted from the package's bzImage
 #   modules/*.ko     irqbypass, kvm, kvm-amd (+ extras), decompressed
+#   guest-modules/   virtio-mmio, virtio devices and vsock modules (+ order) for L2 Linux guests
 #   base/            base initramfs tree: /init, /testhost/busybox, modules
 #   base.cpio        base/ packed (newc, uncompressed: TCG decompresses slowly)
 #   kvmcheck         static test program (kvmcheck.c)
@@ -63,6 +64,8 @@ need cpio cpio
 need flock util-linux
 need gcc gcc
 need python3 python3   # run-ember.sh reads the JSON config
+need mke2fs e2fsprogs  # tests/integration/linux-virtio: the guest's ext4 disk, checked in L1
+need debugfs e2fsprogs
 need qemu-system-x86_64 qemu-system-x86
 [[ -e /usr/lib/x86_64-linux-gnu/libc.a || -e /usr/lib/libc.a ]] || need_pkgs+=(libc6-dev)
 if ((${#need_pkgs[@]})); then
@@ -117,7 +120,7 @@ kver=${kpkg#linux-image-}
 
 # Outputs belong to one kernel; switching kernels rebuilds them.
 if [[ ! -s $out/kernel.pkg || $(<"$out/kernel.pkg") != "$kpkg" ]]; then
-    rm -rf "$out/vmlinux" "$out/modules" "$out/base" "$out/base.cpio"
+    rm -rf "$out/vmlinux" "$out/modules" "$out/guest-modules" "$out/base" "$out/base.cpio"
 fi
 
 kdir=""
@@ -161,40 +164,59 @@ if [[ ! -s $out/vmlinux ]]; then
 fi
 
 # --- modules ----------------------------------------------------------------
-modules=(irqbypass kvm kvm-amd ${TESTHOST_EXTRA_MODULES-tun})
-mod_missing=0
-for m in "${modules[@]}"; do [[ -s $out/modules/$m.ko ]] || mod_missing=1; done
-if [[ $mod_missing == 1 ]]; then
+# extract_modules DEST NAME...: copies each module and, first, its dependencies (from each
+# module's own modinfo "depends=": the package ships no modules.dep, depmod runs at install time)
+# into DEST, decompressed, and writes DEST/order, the load order.
+extract_modules() {
+    local dest=$1; shift
     ensure_kdir
-    mkdir -p "$out/modules"
-    mroot=$kdir/lib/modules/$kver
+    mkdir -p "$dest"
+    local mroot=$kdir/lib/modules/$kver
     [[ -d $mroot ]] || mroot=$kdir/usr/lib/modules/$kver
-    # Resolve dependencies from each module's own modinfo "depends=" (the
-    # package ships no modules.dep; depmod runs at install time).
     declare -A done_mod=()
-    order=()
+    local order=()
     add_mod() {
         local m=$1 f dep
         [[ -n ${done_mod[$m]:-} ]] && return 0
         done_mod[$m]=1
+        # Module names treat '-' and '_' alike (virtio_rng is virtio-rng.ko).
         f=$(find "$mroot/kernel" \( -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" -o -name "$m.ko.gz" \
-            -o -name "${m//-/_}.ko" -o -name "${m//-/_}.ko.xz" -o -name "${m//-/_}.ko.zst" \) | head -n1)
+            -o -name "${m//-/_}.ko" -o -name "${m//-/_}.ko.xz" -o -name "${m//-/_}.ko.zst" \
+            -o -name "${m//_/-}.ko" -o -name "${m//_/-}.ko.xz" -o -name "${m//_/-}.ko.zst" \) | head -n1)
         [[ -n $f ]] || die "module $m not found in $kpkg"
         case $f in
-            *.xz) xz -dc "$f" >"$out/modules/$m.ko.tmp" ;;
-            *.zst) zstd -qdc "$f" >"$out/modules/$m.ko.tmp" ;;
-            *.gz) gzip -dc "$f" >"$out/modules/$m.ko.tmp" ;;
-            *) cp "$f" "$out/modules/$m.ko.tmp" ;;
+            *.xz) xz -dc "$f" >"$dest/$m.ko.tmp" ;;
+            *.zst) zstd -qdc "$f" >"$dest/$m.ko.tmp" ;;
+            *.gz) gzip -dc "$f" >"$dest/$m.ko.tmp" ;;
+            *) cp "$f" "$dest/$m.ko.tmp" ;;
         esac
-        mv "$out/modules/$m.ko.tmp" "$out/modules/$m.ko"
-        for dep in $(grep -ao 'depends=[-_a-z0-9,]*' "$out/modules/$m.ko" | head -n1 | sed 's/^depends=//' | tr ',' ' '); do
+        mv "$dest/$m.ko.tmp" "$dest/$m.ko"
+        for dep in $(grep -ao 'depends=[-_a-z0-9,]*' "$dest/$m.ko" | head -n1 | sed 's/^depends=//' | tr ',' ' '); do
             add_mod "$dep"
         done
         order+=("$m")   # after its dependencies: load order
     }
-    for m in "${modules[@]}"; do add_mod "$m"; done
-    printf '%s\n' "${order[@]}" >"$out/modules/order"
+    for m in "$@"; do add_mod "$m"; done
+    printf '%s\n' "${order[@]}" >"$dest/order"
+}
+
+modules=(irqbypass kvm kvm-amd ${TESTHOST_EXTRA_MODULES-tun})
+mod_missing=0
+for m in "${modules[@]}"; do [[ -s $out/modules/$m.ko ]] || mod_missing=1; done
+if [[ $mod_missing == 1 ]]; then
+    extract_modules "$out/modules" "${modules[@]}"
     rm -rf "$out/base" "$out/base.cpio"
+fi
+
+# Modules for Linux guests (L2) of the same kernel, loaded by their initramfs
+# (tests/integration/linux-virtio): the virtio-mmio transport and devices, and vsock.
+guest_modules=(virtio_mmio virtio_blk virtio_net virtio_rng vsock vmw_vsock_virtio_transport_common
+    vmw_vsock_virtio_transport)
+gmod_missing=0
+for m in "${guest_modules[@]}"; do [[ -s $out/guest-modules/$m.ko ]] || gmod_missing=1; done
+if [[ $gmod_missing == 1 ]]; then
+    log "extracting guest modules"
+    extract_modules "$out/guest-modules" "${guest_modules[@]}"
 fi
 
 # --- busybox (static, from the cache: the host's busybox is left alone) -----

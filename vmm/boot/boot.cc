@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "vmm/arch/x86_64/acpi.h"
 #include "vmm/arch/x86_64/boot_params.h"
 #include "vmm/arch/x86_64/e820.h"
 #include "vmm/arch/x86_64/gdt.h"
@@ -81,6 +82,15 @@ Status WritePvhInfo(const GuestMemory& memory, const InitrdPlacement& initrd,
 }
 
 }  // namespace
+
+Result<uint64_t> WriteAcpiTablesForBoot(const GuestMemory& memory, const BootInput& input) {
+  TRY_STATUS(CheckInput(memory, input));
+  AcpiInput acpi;
+  acpi.vcpu_count = input.vcpu_count;
+  for (const VirtioMmioDeviceInfo& d : input.virtio_mmio_devices)
+    acpi.virtio_mmio.push_back({d.base, d.size, d.irq});
+  return WriteAcpiTables(memory, acpi, kEbdaStart + MpTableBytes(input.vcpu_count));
+}
 
 Result<BootSetup> ConfigureBoot(const GuestMemory& memory, const BootInput& input) {
   FdImage kernel = TRY(FdImage::Open(input.kernel_path, "kernel"));

@@ -59,6 +59,12 @@ struct BootSetup {
   void ApplySregs(kvm_sregs* sregs) const { ApplyBootSregs(protocol, sregs); }
 };
 
+// Writes the ACPI tables (vmm/arch/x86_64/acpi.h) for input.vcpu_count and
+// input.virtio_mmio_devices: the RSDP at kRsdpAddr, the others in the reserved system memory
+// right after the MP table, as Firecracker places them. Returns the RSDP address, for
+// input.acpi_rsdp_addr. Call before ConfigureBoot, which writes the MP table next to them.
+Result<uint64_t> WriteAcpiTablesForBoot(const GuestMemory& memory, const BootInput& input);
+
 // Opens the kernel and initrd files and calls the overload below.
 Result<BootSetup> ConfigureBoot(const GuestMemory& memory, const BootInput& input);
 

@@ -59,6 +59,8 @@ void WriteInterrupt(Writer& w, uint8_t entry, uint8_t type, uint8_t bus_irq, uin
 
 }  // namespace
 
+size_t MpTableBytes(uint32_t vcpu_count) { return TableBytes(vcpu_count); }
+
 uint32_t MpTableMaxVcpus() {
   uint32_t n = 0;
   while (kEbdaStart + TableBytes(n + 1) <= kMpTableLimit && n < 255) n++;

@@ -60,6 +60,9 @@ inline constexpr uint8_t kMpCpuBootProcessor = 1u << 1;
 // placed at `addr`. Error when vcpu_count is 0 or the tables would cross 0xa0000.
 Result<std::vector<uint8_t>> BuildMpTable(uint32_t vcpu_count, uint64_t addr);
 
+// Bytes of the floating pointer plus the configuration table for `vcpu_count` vCPUs.
+size_t MpTableBytes(uint32_t vcpu_count);
+
 // The largest vCPU count whose tables fit in [kEbdaStart, 0xa0000).
 uint32_t MpTableMaxVcpus();
 
