@@ -15,4 +15,4 @@ exec "$top/resources/testhost/run.sh" --timeout 1200 \
   --file "$build/bin/ember" --file "$build/bin/ember-jailer" \
   --file "$build/bin/ember-seccomp-selftest" --file "$build/bin/integration_tests" --file "$build/guest" \
   --file "$(command -v ip)" \
-  -- "$build/bin/integration_tests" --gtest_filter='BootTest.*:VirtioTest.*:VirtioNetTest.*:VsockTest.*:ApiTest.*:ApiBadInputTest.BatteryWhileProbeRuns:SeccompTest.*:JailerBootTest.*:JailerTest.CgroupV2UnifiedHierarchy' --gtest_color=no
+  -- "$build/bin/integration_tests" --gtest_filter='BootTest.*:VirtioTest.*:VirtioNetTest.*:VsockTest.*:ApiTest.*:ApiBadInputTest.BatteryWhileProbeRuns:SeccompTest.*:JailerBootTest.*:JailerTest.CgroupV2UnifiedHierarchy:ApiClientsTest.Kata*' --gtest_color=no
