@@ -45,11 +45,6 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-#define REQUIRE_KVM()                                                                  \
-  do {                                                                                 \
-    if (!KvmUsable()) GTEST_SKIP() << "/dev/kvm cannot create a VM on this machine"; \
-  } while (0)
-
 // The server's own limits this battery runs into (api_server.h, cpp-httplib 0.11.4).
 constexpr size_t kMaxPayloadBytes = 51200;  // Firecracker's HTTP_MAX_PAYLOAD_SIZE
 // httplib gives up on a silent client after its read timeout (5 s); an answer (or a close) must

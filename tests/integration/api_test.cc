@@ -21,11 +21,6 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-#define REQUIRE_KVM()                                                                  \
-  do {                                                                                 \
-    if (!KvmUsable()) GTEST_SKIP() << "/dev/kvm cannot create a VM on this machine"; \
-  } while (0)
-
 // An ember process serving its API on a socket in a fresh directory.
 class ApiVm {
  public:

@@ -8,11 +8,6 @@
 namespace ember::testing {
 namespace {
 
-#define REQUIRE_KVM()                                                                  \
-  do {                                                                                 \
-    if (!KvmUsable()) GTEST_SKIP() << "/dev/kvm cannot create a VM on this machine"; \
-  } while (0)
-
 void ExpectPassed(const RunResult& r, const std::string& scenarios, int count) {
   ASSERT_TRUE(r.exit_code.has_value()) << "timed out; stdout:\n" << r.out << "\nstderr:\n" << r.err;
   EXPECT_EQ(*r.exit_code, 0) << "stdout:\n" << r.out << "\nstderr:\n" << r.err;

@@ -15,6 +15,13 @@ namespace ember::testing {
 // (tests/integration/CMakeLists.txt then runs them inside the nested test host instead).
 bool KvmUsable();
 
+// First statement of a gtest that boots a guest.
+#define REQUIRE_KVM()                                                                  \
+  do {                                                                                 \
+    if (!::ember::testing::KvmUsable())                                                \
+      GTEST_SKIP() << "/dev/kvm cannot create a VM on this machine";                   \
+  } while (0)
+
 // Paths of the build outputs; EMBER_BIN / EMBER_GUEST_DIR override them (inside the nested test
 // host the build tree lives elsewhere).
 std::string EmberBinary();

@@ -52,10 +52,6 @@ using std::chrono::seconds;
     if (geteuid() != 0) GTEST_SKIP() << "the jailer needs root"; \
     PrepareHost();                                               \
   } while (0)
-#define REQUIRE_KVM()                                                                \
-  do {                                                                               \
-    if (!KvmUsable()) GTEST_SKIP() << "/dev/kvm cannot create a VM on this machine"; \
-  } while (0)
 
 // Exit codes of the jailer's steps (jailer/steps.h).
 constexpr int kExitArguments = 10;

@@ -23,11 +23,6 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-#define REQUIRE_KVM()                                                                  \
-  do {                                                                                 \
-    if (!KvmUsable()) GTEST_SKIP() << "/dev/kvm cannot create a VM on this machine"; \
-  } while (0)
-
 constexpr int kExitBadSyscall = 148;
 
 std::string SelftestBinary() {

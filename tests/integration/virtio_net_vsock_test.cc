@@ -21,10 +21,6 @@
 namespace ember::testing {
 namespace {
 
-#define REQUIRE_KVM()                                                                  \
-  do {                                                                                 \
-    if (!KvmUsable()) GTEST_SKIP() << "/dev/kvm cannot create a VM on this machine"; \
-  } while (0)
 #define REQUIRE_ROOT()                                                  \
   do {                                                                  \
     if (geteuid() != 0) GTEST_SKIP() << "network namespaces need root"; \

@@ -17,11 +17,6 @@
 namespace ember::testing {
 namespace {
 
-#define REQUIRE_KVM()                                                                  \
-  do {                                                                                 \
-    if (!KvmUsable()) GTEST_SKIP() << "/dev/kvm cannot create a VM on this machine"; \
-  } while (0)
-
 constexpr uint64_t kSector = 512;
 
 // The byte the probe writes at offset o of sectors 8..15 of writable block device d.
