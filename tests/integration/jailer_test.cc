@@ -36,6 +36,7 @@
 
 #include "tests/integration/ember_runner.h"
 #include "tests/support/api_client.h"
+#include "tests/support/echo_listener.h"
 #include "tests/support/netns.h"
 #include "vmm/base/strings.h"
 
@@ -1186,52 +1187,6 @@ TEST(JailerTest, TwentyTenantsCannotReachEachOther) {
 // ---------------------------------------------------------------------------------------------
 // With KVM: the probe guest booted by jailed embers.
 
-// A host Unix-socket listener that echoes one connection at a time (the guest's vsock
-// connection to host port 1025 arrives at <uds>_1025).
-class EchoListener {
- public:
-  EchoListener(const std::string& path, uid_t uid, gid_t gid) {
-    fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr = {};
-    addr.sun_family = AF_UNIX;
-    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
-    ok_ = bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 && listen(fd_, 4) == 0 &&
-          chown(path.c_str(), uid, gid) == 0;
-    thread_ = std::thread([this] { Serve(); });
-  }
-  ~EchoListener() {
-    stop_ = true;
-    thread_.join();
-    close(fd_);
-  }
-  bool ok() const { return ok_; }
-  uint64_t echoed() const { return echoed_; }
-
- private:
-  void Serve() {
-    while (!stop_) {
-      pollfd p = {fd_, POLLIN, 0};
-      if (poll(&p, 1, 50) <= 0) continue;
-      int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (c < 0) continue;
-      char buf[65536];
-      while (!stop_) {
-        pollfd q = {c, POLLIN, 0};
-        if (poll(&q, 1, 50) <= 0) continue;
-        ssize_t n = read(c, buf, sizeof(buf));
-        if (n <= 0 || write(c, buf, static_cast<size_t>(n)) != n) break;
-        echoed_ += static_cast<uint64_t>(n);
-      }
-      close(c);
-    }
-  }
-  int fd_ = -1;
-  bool ok_ = false;
-  std::atomic<bool> stop_{false};
-  std::atomic<uint64_t> echoed_{0};
-  std::thread thread_;
-};
-
 std::string Pattern(size_t n) {
   std::string s(n, '\0');
   for (size_t i = 0; i < n; i++) s[i] = static_cast<char>((i * 13 + 7) & 0xff);
@@ -1334,7 +1289,7 @@ TEST(JailerBootTest, JailedProbeBootsOverTheApiWithBlockNetAndVsock) {
   EXPECT_EQ(NamespaceOf(std::to_string(jail.pid()), "net"),
             StrFormat("net:[%lu]", static_cast<unsigned long>(netns.st_ino)))
       << "ember is in the namespace of --netns";
-  EchoListener listener(jail.root() + "/run/v.sock_1025", spec.uid, spec.gid);
+  UnixEchoListener listener(jail.root() + "/run/v.sock_1025", std::make_pair(spec.uid, spec.gid));
   ASSERT_TRUE(listener.ok());
 
   ApiClient api = jail.api();

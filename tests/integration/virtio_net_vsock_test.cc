@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "tests/integration/ember_runner.h"
+#include "tests/support/echo_listener.h"
 #include "tests/support/netns.h"
 #include "vmm/base/strings.h"
 
@@ -248,51 +249,6 @@ std::string EchoThroughGuest(const std::string& uds, const std::string& payload,
   return "";
 }
 
-// Listens on <uds>_1025 and echoes one connection (the guest-initiated one).
-class HostEchoListener {
- public:
-  explicit HostEchoListener(const std::string& path) {
-    fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un addr = {};
-    addr.sun_family = AF_UNIX;
-    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
-    ok_ = bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 && listen(fd_, 4) == 0;
-    thread_ = std::thread([this] { Serve(); });
-  }
-  ~HostEchoListener() {
-    stop_ = true;
-    thread_.join();
-    close(fd_);
-  }
-  bool ok() const { return ok_; }
-  uint64_t echoed() const { return echoed_; }
-
- private:
-  void Serve() {
-    while (!stop_) {
-      pollfd p = {fd_, POLLIN, 0};
-      if (poll(&p, 1, 50) <= 0) continue;
-      int c = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (c < 0) continue;
-      char buf[65536];
-      while (!stop_) {
-        pollfd q = {c, POLLIN, 0};
-        if (poll(&q, 1, 50) <= 0) continue;
-        ssize_t n = read(c, buf, sizeof(buf));
-        if (n <= 0) break;
-        if (!WriteAll(c, std::string(buf, static_cast<size_t>(n)))) break;
-        echoed_ += static_cast<uint64_t>(n);
-      }
-      close(c);
-    }
-  }
-  int fd_ = -1;
-  bool ok_ = false;
-  std::atomic<bool> stop_{false};
-  std::atomic<uint64_t> echoed_{0};
-  std::thread thread_;
-};
-
 std::string Pattern(size_t n) {
   std::string s(n, '\0');
   for (size_t i = 0; i < n; i++) s[i] = static_cast<char>((i * 13 + 7) & 0xff);
@@ -304,7 +260,7 @@ std::string Pattern(size_t n) {
 std::string RunVsockScenario(const std::string& scenario, uint64_t guest_bytes) {
   TempDir dir;
   const std::string uds = dir.path() + "/v.sock";
-  HostEchoListener listener(uds + "_1025");
+  UnixEchoListener listener(uds + "_1025");
   EXPECT_TRUE(listener.ok());
   ProbeVm vm;
   vm.boot_args = StrFormat("probe=%s probe.vsock_echo=1 probe.vsock_timeout_ms=120000 probe.vsock_bytes=%llu", scenario.c_str(),
