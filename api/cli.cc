@@ -22,26 +22,10 @@ constexpr size_t kMaxInstanceIdChars = 64;
 // sun_path holds the path and its terminating NUL.
 constexpr size_t kMaxSocketPathBytes = sizeof(sockaddr_un::sun_path) - 1;
 
-// The value as the user typed it, in quotes, with control characters escaped so the error stays
-// on one line.
-std::string Quote(std::string_view value) {
-  std::string out = "\"";
-  for (char c : value) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      out += StrFormat("\\x%02x", static_cast<unsigned char>(c));
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
 Error InvalidValue(const char* flag, std::string_view value, const char* expected) {
   return Error{
-      StrFormat("ember: invalid value for --%s: %s (%s)", flag, Quote(value).c_str(), expected)};
+      StrFormat("ember: invalid value for --%s: %s (%s)", flag, QuoteForMessage(value).c_str(),
+                expected)};
 }
 
 Status SetPath(const char* flag, const std::string& value, std::string* out) {
@@ -227,14 +211,14 @@ Result<CliOptions> ParseCommandLine(const std::vector<std::string>& args) {
     const std::string& arg = args[i];
     if (arg.size() <= 2 || arg.compare(0, 2, "--") != 0)
       return Error{StrFormat("ember: unexpected argument %s (flags start with --; see --help)",
-                             Quote(arg).c_str())};
+                             QuoteForMessage(arg).c_str())};
     std::string_view body = std::string_view(arg).substr(2);
     size_t eq = body.find('=');
     std::string_view name = body.substr(0, eq);
     const Flag* flag = FindFlag(name);
     if (!flag)
       return Error{StrFormat("ember: unknown flag %s (see --help)",
-                             Quote(arg.substr(0, 2 + name.size())).c_str())};
+                             QuoteForMessage(arg.substr(0, 2 + name.size())).c_str())};
     bool& flag_seen = seen[flag - kFlags];
     if (flag_seen) return Error{StrFormat("ember: --%s given more than once", flag->name)};
     flag_seen = true;

@@ -10,24 +10,9 @@
 namespace ember::jailer {
 namespace {
 
-// The value as typed, quoted, control characters escaped so the error stays on one line.
-std::string Quote(std::string_view value) {
-  std::string out = "\"";
-  for (char c : value) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      out += StrFormat("\\x%02x", static_cast<unsigned char>(c));
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
 Error Invalid(const char* flag, std::string_view value, const char* expected) {
-  return Error{StrFormat("invalid value for --%s: %s (%s)", flag, Quote(value).c_str(), expected)};
+  return Error{StrFormat("invalid value for --%s: %s (%s)", flag, QuoteForMessage(value).c_str(),
+                         expected)};
 }
 
 bool AllDigits(std::string_view s) {
@@ -233,7 +218,7 @@ Result<JailerOptions> ParseJailerArgs(const std::vector<std::string>& args) {
     }
     if (arg.rfind("--", 0) != 0) {
       return Error{StrFormat("unexpected argument %s (ember's arguments go after \"--\")",
-                             Quote(arg).c_str())};
+                             QuoteForMessage(arg).c_str())};
     }
     std::string name = arg.substr(2);
     std::optional<std::string> inline_value;

@@ -20,4 +20,8 @@ std::vector<std::string_view> Split(std::string_view s, char sep);
 // Parses a whole decimal (or 0x-prefixed hex) unsigned number; false on junk or overflow.
 bool ParseU64(std::string_view s, uint64_t* out);
 
+// `value` in double quotes for an error message, with quotes and backslashes escaped and control
+// characters as \xNN, so that a hostile argument keeps the message on one line.
+std::string QuoteForMessage(std::string_view value);
+
 }  // namespace ember
